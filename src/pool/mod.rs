@@ -1,0 +1,331 @@
+//! A fixed-size thread pool with a drain-on-shutdown protocol that is model-checked with loom.
+//!
+//! The pool knows nothing of HTTP. It takes `FnOnce() + Send + 'static` jobs and promises:
+//!
+//! * **Accepted ⇒ runs exactly once.** A job for which [`execute`](ThreadPool::execute) or
+//!   [`try_execute`](ThreadPool::try_execute) returned `Ok` runs exactly once, unless
+//!   [`shutdown_now`](ThreadPool::shutdown_now) hands it back un-run (then it never runs).
+//! * **Refused ⇒ handed back.** A job refused because the pool is shutting down or its bounded
+//!   queue is full comes back inside the [`ExecuteError`]; nothing is silently dropped.
+//! * **Panics are contained.** A panicking job is caught, counted in [`panicked`](ThreadPool::panicked)
+//!   and logged; its worker goes on serving.
+//! * **Drop drains and joins.** Dropping the pool runs every queued job and joins every worker; it never
+//!   panics.
+//!
+//! The protocol (phases, the one lock, what each condition variable signals, and why the promises
+//! hold) is written down in `SHUTDOWN.md` beside this file; each claim there names the loom model in
+//! `loom-tests/` that checks it.
+//!
+//! All synchronisation goes through [`crate::sync`], so the same code runs under loom.
+
+mod builder;
+mod error;
+mod shared;
+
+use std::time::{Duration, Instant};
+
+pub use builder::{Builder, DEFAULT_THREAD_NAME, DEFAULT_THREADS};
+pub use error::{BuildError, ExecuteError, PoolError};
+pub use shared::Job;
+
+use shared::{Phase, Shared};
+
+use crate::sync::{Arc, thread, wait, wait_while, wait_while_until};
+
+/// A pool of worker threads that run submitted jobs. See the [module docs](self) for its guarantees.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use poolserve::ThreadPool;
+///
+/// let pool = ThreadPool::new(4);
+/// let hits = Arc::new(AtomicUsize::new(0));
+/// for _ in 0..100 {
+///     let hits = Arc::clone(&hits);
+///     pool.execute(move || { hits.fetch_add(1, Ordering::Relaxed); }).expect("pool is running");
+/// }
+/// let report = pool.shutdown().expect("not called from a worker");
+/// assert_eq!(report.completed, 100);
+/// assert_eq!(hits.load(Ordering::Relaxed), 100);
+/// ```
+pub struct ThreadPool {
+    shared: Arc<Shared>,
+    /// Join handles of workers not yet joined; empty once shut down (which makes `Drop` a no-op).
+    handles: Vec<thread::JoinHandle<()>>,
+}
+
+/// What a shutdown observed. Returned by [`ThreadPool::shutdown`], [`ThreadPool::shutdown_now`] and
+/// [`ThreadPool::shutdown_timeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Jobs that ran to completion over the pool's life.
+    pub completed: u64,
+    /// Jobs that panicked over the pool's life (each panic was caught; the worker survived).
+    pub panicked: u64,
+    /// Jobs still running when the call returned (non-zero only after a `shutdown_timeout` that
+    /// timed out). They will finish on their detached workers.
+    pub still_running: usize,
+    /// Jobs still queued when the call returned (non-zero only after a `shutdown_timeout` that timed
+    /// out). They will still run on the detached workers.
+    pub still_queued: usize,
+    /// Worker threads joined by this call.
+    pub threads_joined: usize,
+}
+
+impl ThreadPool {
+    /// Starts a pool of `threads` workers with an unbounded queue.
+    ///
+    /// # Panics
+    ///
+    /// If `threads` is zero or the OS refuses to start a thread. Use [`ThreadPool::builder`] to get
+    /// these as a [`BuildError`] instead.
+    pub fn new(threads: usize) -> ThreadPool {
+        match Builder::new().threads(threads).build() {
+            Ok(pool) => pool,
+            Err(e) => panic!("ThreadPool::new({threads}): {e}"),
+        }
+    }
+
+    /// A [`Builder`] for configuring threads, names, stack size, queue bound and hooks.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// Submits a job. Blocks while a bounded queue is full.
+    ///
+    /// # Errors
+    ///
+    /// [`ExecuteError::ShutDown`] with the job if shutdown has begun (also if it begins while this
+    /// call is blocked on a full queue). Never [`ExecuteError::Full`].
+    pub fn execute<F>(&self, job: F) -> Result<(), ExecuteError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.submit(job, true)
+    }
+
+    /// Submits a job without blocking.
+    ///
+    /// # Errors
+    ///
+    /// [`ExecuteError::Full`] with the job if the bounded queue is full, [`ExecuteError::ShutDown`]
+    /// with the job if shutdown has begun.
+    pub fn try_execute<F>(&self, job: F) -> Result<(), ExecuteError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.submit(job, false)
+    }
+
+    fn submit<F>(&self, job: F, block: bool) -> Result<(), ExecuteError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let shared = &*self.shared;
+        let mut st = shared.lock();
+        loop {
+            if st.phase != Phase::Running {
+                return Err(ExecuteError::ShutDown(job));
+            }
+            match shared.capacity {
+                Some(cap) if st.queue.len() >= cap => {
+                    if !block {
+                        return Err(ExecuteError::Full(job));
+                    }
+                    st.blocked_submitters += 1;
+                    st = wait(&shared.space_ready, st);
+                    st.blocked_submitters -= 1;
+                }
+                _ => break,
+            }
+        }
+        st.queue.push_back(Box::new(job));
+        let wake = st.sleeping > 0;
+        drop(st);
+        if wake {
+            shared.work_ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Stops accepting jobs without waiting: every later `execute` hands its job back. Jobs already
+    /// accepted still run. Idempotent, callable from anywhere (a worker included). Use
+    /// [`shutdown`](Self::shutdown) (or drop the pool) afterwards to wait for them.
+    pub fn close(&self) {
+        self.shared.begin_shutdown(Phase::Draining);
+    }
+
+    /// Blocks until the queue is empty and no job is running. Jobs submitted meanwhile are waited
+    /// for too.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::CalledFromWorker`] when called from one of this pool's workers (it would wait
+    /// for itself).
+    pub fn wait_idle(&self) -> Result<(), PoolError> {
+        self.refuse_from_worker()?;
+        let st = self.shared.lock();
+        drop(wait_while(&self.shared.idle, st, |st| {
+            !(st.queue.is_empty() && st.active == 0)
+        }));
+        Ok(())
+    }
+
+    /// Graceful shutdown: stops accepting, runs every queued job, joins every worker.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::CalledFromWorker`] when called from one of this pool's workers. The pool still
+    /// stops accepting and its workers drain the queue and exit, but nobody waits for them.
+    pub fn shutdown(mut self) -> Result<ShutdownReport, PoolError> {
+        self.refuse_from_worker()?;
+        self.shared.begin_shutdown(Phase::Draining);
+        Ok(self.join_all())
+    }
+
+    /// Immediate shutdown: stops accepting, takes every queued job out of the queue and hands them
+    /// back un-run, waits for the jobs already running, joins every worker.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::CalledFromWorker`] when called from one of this pool's workers. The jobs are
+    /// then neither returned nor run; they are dropped with the queue as the workers exit.
+    pub fn shutdown_now(mut self) -> Result<(ShutdownReport, Vec<Job>), PoolError> {
+        self.refuse_from_worker()?;
+        let unrun = self.shared.begin_shutdown(Phase::Stopping);
+        Ok((self.join_all(), unrun))
+    }
+
+    /// Graceful shutdown with a deadline: like [`shutdown`](Self::shutdown), but returns after at
+    /// most `timeout`. If jobs are still queued or running then, the report says how many
+    /// (`still_queued`, `still_running`); the workers are detached and finish them on their own.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::CalledFromWorker`] as for [`shutdown`](Self::shutdown).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Result<ShutdownReport, PoolError> {
+        self.refuse_from_worker()?;
+        self.shared.begin_shutdown(Phase::Draining);
+        let deadline = Instant::now() + timeout;
+        let st = self.shared.lock();
+        let (st, timed_out) =
+            wait_while_until(&self.shared.idle, st, deadline, |st| st.live_workers > 0);
+        if !timed_out {
+            drop(st);
+            return Ok(self.join_all());
+        }
+        let report = ShutdownReport {
+            completed: st.completed,
+            panicked: st.panicked,
+            still_running: st.active,
+            still_queued: st.queue.len(),
+            threads_joined: 0,
+        };
+        drop(st);
+        log::warn!(
+            "pool: shutdown timed out after {timeout:?}: {} running, {} queued; detaching {} workers",
+            report.still_running,
+            report.still_queued,
+            self.handles.len()
+        );
+        self.handles.clear(); // detach: dropping a JoinHandle does not stop the thread
+        Ok(report)
+    }
+
+    /// Jobs accepted and waiting for a worker.
+    pub fn queued(&self) -> usize {
+        self.shared.lock().queue.len()
+    }
+
+    /// Jobs running right now.
+    pub fn active(&self) -> usize {
+        self.shared.lock().active
+    }
+
+    /// Jobs that have run to completion so far.
+    pub fn completed(&self) -> u64 {
+        self.shared.lock().completed
+    }
+
+    /// Jobs that have panicked so far (each panic was caught and logged).
+    pub fn panicked(&self) -> u64 {
+        self.shared.lock().panicked
+    }
+
+    /// The number of worker threads the pool was built with.
+    pub fn threads(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Is shutdown under way (or done)? Once `true`, every `execute` hands its job back.
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().phase != Phase::Running
+    }
+
+    fn refuse_from_worker(&self) -> Result<(), PoolError> {
+        if self.shared.is_current_worker() {
+            // Waiting here would deadlock; still stop accepting so the pool winds down.
+            self.shared.begin_shutdown(Phase::Draining);
+            log::warn!("pool: wait/shutdown called from one of its own workers; not waiting");
+            return Err(PoolError::CalledFromWorker);
+        }
+        Ok(())
+    }
+
+    /// Joins every worker (shutdown must have begun) and reports. Never panics: a worker thread that
+    /// panicked outside a job is logged.
+    fn join_all(&mut self) -> ShutdownReport {
+        let mut joined = 0;
+        for handle in self.handles.drain(..) {
+            if handle.join().is_err() {
+                log::error!("pool: a worker thread panicked outside a job");
+            }
+            joined += 1;
+        }
+        let st = self.shared.lock();
+        let report = ShutdownReport {
+            completed: st.completed,
+            panicked: st.panicked,
+            still_running: st.active,
+            still_queued: st.queue.len(),
+            threads_joined: joined,
+        };
+        drop(st);
+        log::debug!("pool: shut down: {report:?}");
+        report
+    }
+}
+
+impl Drop for ThreadPool {
+    /// Same as [`shutdown`](ThreadPool::shutdown): every queued job runs, every worker is joined.
+    /// Never panics. Dropped on one of its own workers, it stops accepting and lets the workers drain
+    /// and exit on their own (joining there would deadlock).
+    fn drop(&mut self) {
+        if self.handles.is_empty() {
+            return;
+        }
+        self.shared.begin_shutdown(Phase::Draining);
+        if self.shared.is_current_worker() {
+            log::warn!("pool: dropped on one of its own workers; detaching instead of joining");
+            self.handles.clear();
+            return;
+        }
+        self.join_all();
+    }
+}
+
+impl std::fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.shared.lock();
+        f.debug_struct("ThreadPool")
+            .field("threads", &self.handles.len())
+            .field("phase", &st.phase)
+            .field("queued", &st.queue.len())
+            .field("active", &st.active)
+            .field("completed", &st.completed)
+            .field("panicked", &st.panicked)
+            .finish()
+    }
+}

@@ -1,0 +1,81 @@
+//! The one place where the pool gets its synchronisation primitives.
+//!
+//! Under `--cfg loom` every name here comes from [`loom`](https://docs.rs/loom), so the loom models in
+//! `loom-tests/` explore every interleaving of the *real* pool code; otherwise the same names come
+//! from `std`. Nothing under `src/pool/` may name `std::sync` or `std::thread` directly: a primitive
+//! that bypassed this module would be invisible to loom, and the models would prove nothing about it.
+//!
+//! The helpers smooth over the few places where loom and std differ, and encode two rules of the pool:
+//!
+//! * **Poisoning is ignored.** Jobs run outside every lock, so a lock can only be poisoned by a panic in
+//!   the pool's own short critical sections; the protected state is still consistent there (each
+//!   critical section updates it in one step), so recovering the guard is sound and keeps one panic
+//!   from cascading into every later caller.
+//! * **Waits are always in a loop** ([`wait_while`]), because condition variables wake spuriously and
+//!   a notification can be consumed by another waiter.
+//!
+//! This module is public only so that the loom models (a separate crate) can build their deliberately
+//! broken negative examples from the same primitives; it is not part of the supported API.
+
+#[cfg(loom)]
+pub use loom::sync::{Arc, Condvar, Mutex, MutexGuard, atomic};
+#[cfg(loom)]
+pub use loom::thread;
+#[cfg(loom)]
+pub(crate) use loom::thread_local;
+
+#[cfg(not(loom))]
+pub use std::sync::{Arc, Condvar, Mutex, MutexGuard, atomic};
+#[cfg(not(loom))]
+pub use std::thread;
+#[cfg(not(loom))]
+pub(crate) use std::thread_local;
+
+use std::sync::PoisonError;
+use std::time::Instant;
+
+/// Locks `mutex`, recovering the guard if a previous holder panicked (see the module docs).
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Blocks once on `condvar` (the caller re-checks its condition in a loop).
+pub fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    condvar.wait(guard).unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Blocks on `condvar` until `condition` returns `false`, re-checking after every wake-up.
+pub fn wait_while<'a, T>(
+    condvar: &Condvar,
+    mut guard: MutexGuard<'a, T>,
+    mut condition: impl FnMut(&mut T) -> bool,
+) -> MutexGuard<'a, T> {
+    while condition(&mut guard) {
+        guard = wait(condvar, guard);
+    }
+    guard
+}
+
+/// Like [`wait_while`], but gives up at `deadline`. Returns the guard and `true` if the condition
+/// still held when the deadline passed.
+///
+/// Under loom, `Condvar::wait_timeout` never times out, so this waits exactly like [`wait_while`]:
+/// the models check the protocol, and the timeout path is tested with real threads instead.
+pub fn wait_while_until<'a, T>(
+    condvar: &Condvar,
+    mut guard: MutexGuard<'a, T>,
+    deadline: Instant,
+    mut condition: impl FnMut(&mut T) -> bool,
+) -> (MutexGuard<'a, T>, bool) {
+    while condition(&mut guard) {
+        let now = Instant::now();
+        if now >= deadline {
+            return (guard, true);
+        }
+        guard = condvar
+            .wait_timeout(guard, deadline - now)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+    (guard, false)
+}
