@@ -1,0 +1,435 @@
+//! The static-file handler: serves a directory tree over HTTP.
+//!
+//! A request goes through these steps, in order:
+//!
+//! 1. **Method.** `GET` and `HEAD` are served; `OPTIONS` gets `204` with `Allow`; anything else gets
+//!    `405` with `Allow: GET, HEAD, OPTIONS`.
+//! 2. **Path.** [`resolve`] maps the target to a path under the root without touching the
+//!    filesystem (decode once, refuse NUL/`\`/`:`/encoded `/`, normalise `.`/`..`, refuse to climb
+//!    above the root, hide dot-files). See [`resolve`]'s module docs for the full pipeline.
+//! 3. **Containment.** The joined path is canonicalised (following symlinks) and must still lie under
+//!    the canonical root; a symlink pointing outside the root is answered `404`, as if absent.
+//! 4. **Directories** without a trailing slash are redirected (`301`) to the slash form, with a
+//!    `Location` rebuilt from the normalised segments (never `//host`, so never an open redirect).
+//!    With a slash, `index.html` is served, else an HTML listing if enabled (names HTML-escaped),
+//!    else `404`.
+//! 5. **Files** get `Content-Type` (by extension; `charset=utf-8` for text), `ETag`,
+//!    `Last-Modified`, `Accept-Ranges: bytes` and `X-Content-Type-Options: nosniff`. Conditional
+//!    requests: `If-None-Match` (wins when present) or `If-Modified-Since` → `304`. A single
+//!    `Range: bytes=…` → `206` with `Content-Range`, or `416` when unsatisfiable; `If-Range` that
+//!    does not match the current validator serves the whole file. The body is streamed from the open
+//!    file, so memory does not grow with file size.
+//! 6. **Not found** is `404` with the root's `404.html` when there is one.
+
+mod resolve;
+
+pub use resolve::{ResolveError, Resolved, percent_encode_into, resolve};
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::handler::Handler;
+use crate::http::{Body, Request, Response};
+
+/// The methods a static-file resource allows.
+pub const ALLOW: &str = "GET, HEAD, OPTIONS";
+
+/// Serves files under a root directory. See the [module docs](self) for every step.
+///
+/// ```no_run
+/// use poolserve::files::StaticFiles;
+///
+/// let files = StaticFiles::new("public")?.list_dirs(true);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct StaticFiles {
+    root: PathBuf,
+    list_dirs: bool,
+    serve_hidden: bool,
+}
+
+impl StaticFiles {
+    /// Serves the directory `root`.
+    ///
+    /// # Errors
+    ///
+    /// If `root` does not exist, cannot be canonicalised, or is not a directory.
+    pub fn new(root: impl AsRef<Path>) -> io::Result<StaticFiles> {
+        let root = fs::canonicalize(root.as_ref())?;
+        if !root.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", root.display()),
+            ));
+        }
+        Ok(StaticFiles {
+            root,
+            list_dirs: false,
+            serve_hidden: false,
+        })
+    }
+
+    /// Serve an HTML listing for directories that have no `index.html`. Default is off.
+    pub fn list_dirs(mut self, on: bool) -> StaticFiles {
+        self.list_dirs = on;
+        self
+    }
+
+    /// Serve files and directories whose name starts with `.`. Default is off (they answer 404).
+    pub fn serve_hidden(mut self, on: bool) -> StaticFiles {
+        self.serve_hidden = on;
+        self
+    }
+
+    /// The canonical root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn not_found(&self) -> Response {
+        let page = self.root.join("404.html");
+        match File::open(&page).and_then(|f| f.metadata().map(|m| (f, m.len()))) {
+            Ok((file, len)) => Response::new(404)
+                .header("Content-Type", "text/html; charset=utf-8")
+                .header("X-Content-Type-Options", "nosniff")
+                .with_body(Body::File {
+                    file,
+                    offset: 0,
+                    len,
+                }),
+            Err(_) => Response::plain_status(404),
+        }
+    }
+
+    /// Canonicalises `path` and checks it is still under the root (symlinks included).
+    fn contained(&self, path: &Path) -> Option<PathBuf> {
+        let canon = fs::canonicalize(path).ok()?;
+        canon.starts_with(&self.root).then_some(canon)
+    }
+
+    fn serve(&self, req: &Request<'_, '_>) -> Response {
+        let resolved = match resolve(&self.root, req.target, self.serve_hidden) {
+            Ok(r) => r,
+            Err(ResolveError::Hidden) => return self.not_found(),
+            Err(e) => {
+                log::debug!("refused path {:?}: {e}", req.target);
+                return Response::plain_status(e.status_code());
+            }
+        };
+        let Some(path) = self.contained(&resolved.path) else {
+            return self.not_found();
+        };
+        let Ok(meta) = fs::metadata(&path) else {
+            return self.not_found();
+        };
+        if meta.is_dir() {
+            if !resolved.trailing_slash {
+                return Response::new(301)
+                    .header("Location", resolved.url_path(true))
+                    .header("Content-Type", "text/plain; charset=utf-8")
+                    .body("Moved Permanently\n");
+            }
+            let index = path.join("index.html");
+            if let Some(index) = self.contained(&index).filter(|p| p.is_file()) {
+                return self.serve_file(req, &index);
+            }
+            if self.list_dirs {
+                return self.listing(&path, &resolved);
+            }
+            return self.not_found();
+        }
+        self.serve_file(req, &path)
+    }
+
+    fn serve_file(&self, req: &Request<'_, '_>, path: &Path) -> Response {
+        let (file, meta) = match File::open(path).and_then(|f| f.metadata().map(|m| (f, m))) {
+            Ok(x) => x,
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return Response::plain_status(403);
+            }
+            Err(_) => return self.not_found(),
+        };
+        if !meta.is_file() {
+            return self.not_found();
+        }
+        let len = meta.len();
+        let modified = meta.modified().ok();
+        let etag = etag(len, modified);
+        let last_modified = modified.map(httpdate::fmt_http_date);
+        let mime = mime_guess::from_path(path).first_or_octet_stream();
+        let content_type =
+            if mime.type_() == "text" || mime.essence_str() == "application/javascript" {
+                format!("{}; charset=utf-8", mime.essence_str())
+            } else {
+                mime.essence_str().to_owned()
+            };
+        let mut resp = Response::new(200)
+            .header("Content-Type", content_type)
+            .header("ETag", etag.clone())
+            .header("Accept-Ranges", "bytes")
+            .header("X-Content-Type-Options", "nosniff");
+        if let Some(lm) = &last_modified {
+            resp = resp.header("Last-Modified", lm.clone());
+        }
+        if not_modified(req, &etag, modified) {
+            return with_status(resp, 304);
+        }
+        let range = req
+            .header("range")
+            .and_then(|r| std::str::from_utf8(r).ok());
+        let if_range_ok = req
+            .header("if-range")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .is_none_or(|v| {
+                if_range_matches(v.trim_matches([' ', '\t']), &etag, last_modified.as_deref())
+            });
+        if let (Some(range), true) = (range, if_range_ok) {
+            match parse_range(range, len) {
+                RangeSpec::Satisfiable(start, end) => {
+                    return with_status(resp, 206)
+                        .header("Content-Range", format!("bytes {start}-{end}/{len}"))
+                        .with_body(Body::File {
+                            file,
+                            offset: start,
+                            len: end - start + 1,
+                        });
+                }
+                RangeSpec::Unsatisfiable => {
+                    return Response::new(416)
+                        .header("Content-Range", format!("bytes */{len}"))
+                        .header("Content-Type", "text/plain; charset=utf-8")
+                        .body("416 Range Not Satisfiable\n");
+                }
+                RangeSpec::Ignore => {}
+            }
+        }
+        resp.with_body(Body::File {
+            file,
+            offset: 0,
+            len,
+        })
+    }
+
+    fn listing(&self, dir: &Path, resolved: &Resolved) -> Response {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Response::plain_status(403);
+        };
+        let mut names: Vec<(String, bool)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                if name.starts_with('.') && !self.serve_hidden {
+                    return None;
+                }
+                let is_dir = e.file_type().ok()?.is_dir();
+                Some((name, is_dir))
+            })
+            .collect();
+        names.sort();
+        let title = html_escape(&resolved.url_path(true));
+        let mut html = format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body>\n<h1>Index of {title}</h1>\n<ul>\n"
+        );
+        if !resolved.segments.is_empty() {
+            html.push_str("<li><a href=\"../\">../</a></li>\n");
+        }
+        for (name, is_dir) in names {
+            let mut href = String::new();
+            percent_encode_into(&name, &mut href);
+            let slash = if is_dir { "/" } else { "" };
+            html.push_str(&format!(
+                "<li><a href=\"./{href}{slash}\">{}{slash}</a></li>\n",
+                html_escape(&name)
+            ));
+        }
+        html.push_str("</ul>\n</body>\n</html>\n");
+        Response::new(200)
+            .header("Content-Type", "text/html; charset=utf-8")
+            .header("X-Content-Type-Options", "nosniff")
+            .body(html)
+    }
+}
+
+impl Handler for StaticFiles {
+    fn handle(&self, req: &Request<'_, '_>) -> Response {
+        match req.method {
+            "GET" | "HEAD" => self.serve(req),
+            "OPTIONS" => Response::new(204).header("Allow", ALLOW),
+            _ => Response::plain_status(405).header("Allow", ALLOW),
+        }
+    }
+}
+
+/// Rebuilds `resp` (headers kept, body dropped) with another status.
+fn with_status(resp: Response, status: u16) -> Response {
+    let mut out = Response::new(status);
+    for (n, v) in resp.headers() {
+        out = out.header(n, v);
+    }
+    out
+}
+
+/// A strong validator from size and modification time.
+fn etag(len: u64, modified: Option<SystemTime>) -> String {
+    let nanos = modified
+        .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("\"{len:x}-{nanos:x}\"")
+}
+
+/// RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since when both are present.
+fn not_modified(req: &Request<'_, '_>, etag: &str, modified: Option<SystemTime>) -> bool {
+    if let Some(inm) = req.header("if-none-match") {
+        let Ok(inm) = std::str::from_utf8(inm) else {
+            return false;
+        };
+        return inm
+            .split(',')
+            .map(|t| t.trim_matches([' ', '\t']))
+            .any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag));
+    }
+    let (Some(ims), Some(modified)) = (req.header("if-modified-since"), modified) else {
+        return false;
+    };
+    let Some(since) = std::str::from_utf8(ims)
+        .ok()
+        .and_then(|s| httpdate::parse_http_date(s).ok())
+    else {
+        return false;
+    };
+    // HTTP dates have one-second resolution: compare at that resolution.
+    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    secs(modified) <= secs(since)
+}
+
+fn if_range_matches(value: &str, etag: &str, last_modified: Option<&str>) -> bool {
+    if value.starts_with('"') {
+        value == etag // strong comparison only (RFC 9110 §13.1.5)
+    } else {
+        last_modified == Some(value)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeSpec {
+    /// Inclusive byte positions.
+    Satisfiable(u64, u64),
+    Unsatisfiable,
+    /// Not a single well-formed byte range: serve the whole representation (RFC 9110 §14.2 allows
+    /// ignoring Range).
+    Ignore,
+}
+
+fn parse_digits(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |acc, b| {
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
+/// Parses a single `bytes=` range against a representation of `len` bytes.
+fn parse_range(value: &str, len: u64) -> RangeSpec {
+    let Some(spec) = value.trim_matches([' ', '\t']).strip_prefix("bytes=") else {
+        return RangeSpec::Ignore;
+    };
+    if spec.contains(',') {
+        return RangeSpec::Ignore; // multipart/byteranges is not implemented: send it all
+    }
+    let Some((first, last)) = spec.trim_matches([' ', '\t']).split_once('-') else {
+        return RangeSpec::Ignore;
+    };
+    match (first.is_empty(), last.is_empty()) {
+        (true, true) => RangeSpec::Ignore,
+        (true, false) => match parse_digits(last) {
+            Some(0) => RangeSpec::Unsatisfiable,
+            Some(_) if len == 0 => RangeSpec::Unsatisfiable,
+            Some(n) => RangeSpec::Satisfiable(len.saturating_sub(n), len - 1),
+            None => RangeSpec::Ignore,
+        },
+        (false, _) => {
+            let Some(start) = parse_digits(first) else {
+                return RangeSpec::Ignore;
+            };
+            let end = if last.is_empty() {
+                Some(u64::MAX)
+            } else {
+                parse_digits(last)
+            };
+            let Some(end) = end else {
+                return RangeSpec::Ignore;
+            };
+            if end < start {
+                return RangeSpec::Ignore;
+            }
+            if start >= len {
+                return RangeSpec::Unsatisfiable;
+            }
+            RangeSpec::Satisfiable(start, end.min(len - 1))
+        }
+    }
+}
+
+/// Escapes `&`, `<`, `>`, `"` and `'` for HTML text and attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), RangeSpec::Satisfiable(0, 9));
+        assert_eq!(
+            parse_range("bytes=90-", 100),
+            RangeSpec::Satisfiable(90, 99)
+        );
+        assert_eq!(
+            parse_range("bytes=-10", 100),
+            RangeSpec::Satisfiable(90, 99)
+        );
+        assert_eq!(
+            parse_range("bytes=-1000", 100),
+            RangeSpec::Satisfiable(0, 99)
+        );
+        assert_eq!(
+            parse_range("bytes=50-5000", 100),
+            RangeSpec::Satisfiable(50, 99)
+        );
+        assert_eq!(parse_range("bytes=100-", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=5-1", 100), RangeSpec::Ignore);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeSpec::Ignore);
+        assert_eq!(parse_range("bytes=+1-2", 100), RangeSpec::Ignore);
+        assert_eq!(parse_range("items=0-1", 100), RangeSpec::Ignore);
+        assert_eq!(
+            parse_range("bytes=99999999999999999999-", 100),
+            RangeSpec::Ignore
+        );
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(
+            html_escape("<a href='x'>&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
+    }
+}

@@ -1,0 +1,296 @@
+//! HTTP responses: what a handler returns, and the writer that puts one on the wire.
+//!
+//! The writer adds what every response must carry — `Date`, framing (`Content-Length`), `Connection:
+//! close` when the connection will close — and refuses to emit a header name or value that could
+//! split the response (CR, LF or NUL in a value; a name that is not a token): such a response is
+//! replaced by a `500` and logged, never sent (the class of bug behind hyper's RUSTSEC-2017-0002).
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::time::SystemTime;
+
+/// The body of a [`Response`].
+pub enum Body {
+    /// No body (`Content-Length: 0`, or no length at all for 1xx/204/304).
+    Empty,
+    /// A body held in memory.
+    Bytes(Vec<u8>),
+    /// `len` bytes of `file` starting at `offset`, streamed through a fixed-size buffer so serving a
+    /// large file needs bounded memory.
+    File {
+        /// The open file.
+        file: File,
+        /// Where to start reading.
+        offset: u64,
+        /// How many bytes to send.
+        len: u64,
+    },
+}
+
+impl Body {
+    /// The number of body bytes this body will send.
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+
+    /// Is the body empty?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Empty => f.write_str("Empty"),
+            Body::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            Body::File { offset, len, .. } => write!(f, "File {{ offset: {offset}, len: {len} }}"),
+        }
+    }
+}
+
+/// A response: a status code, headers and a body.
+///
+/// ```
+/// use poolserve::http::Response;
+///
+/// let resp = Response::new(200)
+///     .header("Content-Type", "text/plain; charset=utf-8")
+///     .body("hello\n");
+/// assert_eq!(resp.status(), 200);
+/// assert_eq!(resp.header_value("content-type"), Some("text/plain; charset=utf-8"));
+/// ```
+#[derive(Debug)]
+#[must_use = "a Response does nothing until a handler returns it"]
+pub struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Body,
+}
+
+impl Response {
+    /// An empty response with `status`. Status codes outside 100–599 are sent as 500.
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+
+    /// A `text/plain` response whose body is the status line's reason phrase, e.g. `404 Not Found`.
+    pub fn plain_status(status: u16) -> Response {
+        let text = format!("{} {}\n", status, reason_phrase(status));
+        Response::new(status)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .body(text)
+    }
+
+    /// Adds a header. Framing headers (`Content-Length`, `Transfer-Encoding`), `Date` and
+    /// `Connection` are the writer's job and are ignored if set here. A name that is not a token, or a
+    /// value with CR, LF or NUL, makes the writer send a 500 instead of this response.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets an in-memory body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Response {
+        self.body = Body::Bytes(body.into());
+        self
+    }
+
+    /// Sets the body.
+    pub fn with_body(mut self, body: Body) -> Response {
+        self.body = body;
+        self
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The first value of header `name` (compared case-insensitively), if set.
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The headers set so far, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The body.
+    pub fn body_ref(&self) -> &Body {
+        &self.body
+    }
+}
+
+/// The standard reason phrase for `status`, or `""` for codes without one here.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+/// How a response is to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Send headers only (a response to `HEAD`): the same headers as for `GET`, no body.
+    pub head_only: bool,
+    /// The connection will close after this response: send `Connection: close`.
+    pub close: bool,
+    /// The client spoke HTTP/1.0 and asked for keep-alive: send `Connection: keep-alive`.
+    pub http10_keep_alive: bool,
+}
+
+/// Is `name` a valid header name (an RFC 9110 token)?
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Would a value split the response or corrupt the head?
+fn is_safe_value(value: &str) -> bool {
+    !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+}
+
+/// Is this a status whose response never has content (RFC 9110 §6.4.1)?
+fn has_no_content(status: u16) -> bool {
+    (100..200).contains(&status) || status == 204 || status == 304
+}
+
+/// Writes `resp` to `out` and returns the number of body bytes sent.
+///
+/// A response with an unsafe header or an out-of-range status is replaced by a plain 500 (and
+/// logged); the caller never sends a corrupt head.
+///
+/// # Errors
+///
+/// Any I/O error from `out` or from reading a [`Body::File`]. The connection should then be closed:
+/// part of the response may have been sent.
+pub fn write_response(out: &mut impl Write, resp: Response, opts: WriteOptions) -> io::Result<u64> {
+    let resp = if (100..600).contains(&resp.status)
+        && resp
+            .headers
+            .iter()
+            .all(|(n, v)| is_token(n) && is_safe_value(v))
+    {
+        resp
+    } else {
+        log::error!(
+            "handler returned an invalid response (status {}); sending 500",
+            resp.status
+        );
+        Response::plain_status(500)
+    };
+    let Response {
+        status,
+        headers,
+        body,
+    } = resp;
+    let mut head = String::with_capacity(256);
+    head.push_str("HTTP/1.1 ");
+    head.push_str(&status.to_string());
+    head.push(' ');
+    head.push_str(reason_phrase(status));
+    head.push_str("\r\nDate: ");
+    head.push_str(&httpdate::fmt_http_date(SystemTime::now()));
+    head.push_str("\r\n");
+    for (name, value) in &headers {
+        if ["content-length", "transfer-encoding", "date", "connection"]
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h))
+        {
+            continue;
+        }
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+        head.push_str("\r\n");
+    }
+    let no_content = has_no_content(status);
+    if !no_content {
+        head.push_str("Content-Length: ");
+        head.push_str(&body.len().to_string());
+        head.push_str("\r\n");
+    }
+    if opts.close {
+        head.push_str("Connection: close\r\n");
+    } else if opts.http10_keep_alive {
+        head.push_str("Connection: keep-alive\r\n");
+    }
+    head.push_str("\r\n");
+    if opts.head_only || no_content {
+        out.write_all(head.as_bytes())?;
+        out.flush()?;
+        return Ok(0);
+    }
+    let body_len = body.len();
+    match body {
+        Body::Empty => {
+            out.write_all(head.as_bytes())?;
+        }
+        Body::Bytes(bytes) => {
+            // One write for small responses: head and body in the same segment.
+            if bytes.len() <= 16 * 1024 {
+                let mut all = head.into_bytes();
+                all.extend_from_slice(&bytes);
+                out.write_all(&all)?;
+            } else {
+                out.write_all(head.as_bytes())?;
+                out.write_all(&bytes)?;
+            }
+        }
+        Body::File {
+            mut file,
+            offset,
+            len,
+        } => {
+            out.write_all(head.as_bytes())?;
+            file.seek(SeekFrom::Start(offset))?;
+            let sent = io::copy(&mut file.take(len), out)?;
+            if sent != len {
+                // The file shrank under us: the promised Content-Length cannot be met.
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shorter than its length",
+                ));
+            }
+        }
+    }
+    out.flush()?;
+    Ok(body_len)
+}

@@ -1,0 +1,64 @@
+//! Server settings and their defaults.
+
+use std::time::Duration;
+
+use crate::http::Limits;
+
+/// Default for [`Config::header_timeout`]: 10 s from a request's first byte to its complete head.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default for [`Config::body_timeout`]: 30 s without a byte of request body.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default for [`Config::keep_alive_timeout`]: 5 s idle between requests.
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default for [`Config::write_timeout`]: 30 s for a blocked write to make progress.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default for [`Config::grace_period`]: 10 s for in-flight requests at shutdown.
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// Default for [`Config::max_requests_per_connection`].
+pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: usize = 1000;
+/// Default for [`Config::queue_capacity`]: connections accepted and waiting for a worker.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
+
+/// Everything the server can be told, with the defaults named above.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Worker threads. Default 4.
+    pub threads: usize,
+    /// Accepted connections that may wait for a worker; one more is answered `503` with
+    /// `Retry-After` and closed. Default [`DEFAULT_QUEUE_CAPACITY`].
+    pub queue_capacity: usize,
+    /// Parser limits (request line, head, header count, body). Default [`Limits::default`].
+    pub limits: Limits,
+    /// From a request's first byte to its complete head; then `408` and close.
+    pub header_timeout: Duration,
+    /// Longest wait for the next byte of a request body; then `408` and close.
+    pub body_timeout: Duration,
+    /// Longest idle time between requests on a keep-alive connection; then a silent close.
+    pub keep_alive_timeout: Duration,
+    /// Longest a blocked write may wait; then the connection is dropped.
+    pub write_timeout: Duration,
+    /// Requests served on one connection before it is closed (`Connection: close` on the last).
+    pub max_requests_per_connection: usize,
+    /// At shutdown, how long in-flight requests get to finish.
+    pub grace_period: Duration,
+    /// Log one line per request (target `poolserve::access`, level info). Default on.
+    pub access_log: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            threads: crate::pool::DEFAULT_THREADS,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            limits: Limits::default(),
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            keep_alive_timeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            max_requests_per_connection: DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+            grace_period: DEFAULT_GRACE_PERIOD,
+            access_log: true,
+        }
+    }
+}
