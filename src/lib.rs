@@ -28,3 +28,8 @@ pub use server::{Config, ServeReport, Server, ServerBuilder, ServerError, Shutdo
 #[cfg(not(loom))]
 #[doc(hidden)]
 pub mod fuzz_support;
+
+/// The README's examples, compiled and run as doctests so the front page cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
