@@ -24,9 +24,9 @@ struct Cli {
     /// Worker threads.
     #[arg(long, env = "POOLSERVE_THREADS", default_value_t = poolserve::pool::DEFAULT_THREADS)]
     threads: usize,
-    /// Connections that may wait for a worker; beyond that, clients get 503 + Retry-After.
-    #[arg(long, env = "POOLSERVE_QUEUE_CAPACITY", default_value_t = poolserve::server::DEFAULT_QUEUE_CAPACITY)]
-    queue_capacity: usize,
+    /// Connections held open at once (idle or busy); beyond that, clients get 503 + Retry-After.
+    #[arg(long, env = "POOLSERVE_MAX_CONNECTIONS", default_value_t = poolserve::server::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
     /// Seconds from a request's first byte to its complete head (then 408).
     #[arg(long, env = "POOLSERVE_HEADER_TIMEOUT", default_value_t = 10)]
     header_timeout: u64,
@@ -92,7 +92,7 @@ fn main() -> ExitCode {
     let server = match Server::builder()
         .bind(cli.bind.clone())
         .threads(cli.threads)
-        .queue_capacity(cli.queue_capacity)
+        .max_connections(cli.max_connections)
         .limits(limits)
         .header_timeout(Duration::from_secs(cli.header_timeout))
         .body_timeout(Duration::from_secs(cli.body_timeout))

@@ -342,7 +342,7 @@ fn over_capacity_connections_get_503_with_retry_after() {
         drop(open);
         Response::new(200).body("done")
     };
-    let srv = Running::start(Server::builder().threads(1).queue_capacity(1), slow);
+    let srv = Running::start(Server::builder().threads(1).max_connections(2), slow);
     let mut busy = connect(srv.addr);
     busy.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -492,4 +492,65 @@ print("ok")
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
+
+#[test_log::test]
+fn sixty_four_idle_keep_alive_connections_do_not_delay_a_new_client() {
+    let site = Site::new();
+    let srv = Running::start(
+        Server::builder()
+            .threads(4)
+            .keep_alive_timeout(Duration::from_secs(60)),
+        StaticFiles::new(&site.root).unwrap(),
+    );
+    let mut idle: Vec<_> = (0..64)
+        .map(|_| {
+            let mut s = connect(srv.addr);
+            s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            assert_eq!(read_reply(&mut s, false).unwrap().status, 200);
+            s
+        })
+        .collect();
+    // 64 idle keep-alive connections, 4 workers: a new client is still answered (a starved client
+    // would hit the 10 s read timeout of `connect` and fail here).
+    assert_eq!(get(srv.addr, "/digits.txt").text(), "0123456789");
+    // …and the idle connections were parked, not closed: each still serves a request.
+    for s in &mut idle {
+        s.write_all(b"GET /digits.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_reply(s, false).unwrap().text(), "0123456789");
+    }
+}
+
+#[test_log::test]
+fn idle_connections_close_after_the_keep_alive_timeout_and_at_shutdown() {
+    let site = Site::new();
+    let srv = Running::start(
+        Server::builder()
+            .threads(1)
+            .keep_alive_timeout(Duration::from_millis(300)),
+        StaticFiles::new(&site.root).unwrap(),
+    );
+    let mut s = connect(srv.addr);
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_reply(&mut s, false).unwrap().status, 200);
+    assert!(
+        closed_by_peer(&mut s),
+        "idle connection closed after the keep-alive timeout"
+    );
+
+    let srv2 = Running::start(
+        Server::builder().threads(1),
+        StaticFiles::new(&site.root).unwrap(),
+    );
+    let mut s = connect(srv2.addr);
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_reply(&mut s, false).unwrap().status, 200);
+    let report = srv2.stop();
+    assert!(closed_by_peer(&mut s), "idle connection closed at shutdown");
+    assert_eq!(report.unfinished, 0);
+    drop(srv);
 }

@@ -16,8 +16,8 @@ pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
 /// Default for [`Config::max_requests_per_connection`].
 pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: usize = 1000;
-/// Default for [`Config::queue_capacity`]: connections accepted and waiting for a worker.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
+/// Default for [`Config::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// Everything the server can be told, with the defaults named above.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,9 +25,10 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
 pub struct Config {
     /// Worker threads. Default 4.
     pub threads: usize,
-    /// Accepted connections that may wait for a worker; one more is answered `503` with
-    /// `Retry-After` and closed. Default [`DEFAULT_QUEUE_CAPACITY`].
-    pub queue_capacity: usize,
+    /// Connections held open at once (idle or busy); one more is answered `503` with
+    /// `Retry-After` and closed. Default [`DEFAULT_MAX_CONNECTIONS`]. Keep it below the process's
+    /// open-file limit (`ulimit -n`).
+    pub max_connections: usize,
     /// Parser limits (request line, head, header count, body). Default [`Limits::default`].
     pub limits: Limits,
     /// From a request's first byte to its complete head; then `408` and close.
@@ -50,7 +51,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             threads: crate::pool::DEFAULT_THREADS,
-            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             limits: Limits::default(),
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,

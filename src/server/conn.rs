@@ -1,9 +1,15 @@
-//! One connection's life on a worker: read a head, frame the body, call the handler, write the
-//! response; repeat while keep-alive allows.
+//! One connection between requests and during them: what a worker does when the poller says the
+//! socket is readable.
 //!
-//! Data flows one way: socket → [`parse`](crate::http::parse) → [`Handler`] →
-//! [`write_response`]. Timeouts are enforced here with short read slices, so a worker blocked on
-//! a silent client notices the deadline, a shutdown, or clients waiting for a worker.
+//! A worker never waits for a silent client. It reads what the kernel already has (the socket is
+//! non-blocking), answers every complete request in the buffer (pipelining, in order), and hands the
+//! connection back to the poller ([`Outcome::Park`]) as soon as it would have to wait for the next
+//! request's bytes. The only waits left on a worker are bounded: reading a request body the client is
+//! sending (bounded by the body timeout and the body limit) and writing a response the client is slow
+//! to read (bounded by the write timeout). For those, the socket is switched to blocking mode with a
+//! timeout for as long as the wait lasts ([`Blocking`]).
+//!
+//! Data flows one way: socket → [`parse`](crate::http::parse) → [`Handler`] → [`write_response`].
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -17,19 +23,106 @@ use crate::http::{
     WriteOptions, parse, write_response,
 };
 
-/// How often a blocked read wakes to re-check deadlines and shutdown.
-const READ_SLICE: Duration = Duration::from_millis(100);
 /// How much is read per `read` call.
-const READ_CHUNK: usize = 8 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
 /// After an early error response, how long (and how much) to drain what the client still sends, so
 /// that closing does not reset the connection before the client reads the response (RFC 9112 §9.6).
-const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_TIME: Duration = Duration::from_millis(500);
 const LINGER_BYTES: usize = 64 * 1024;
 /// Header slots per request; [`Limits::max_headers`](crate::http::Limits::max_headers) above this
 /// is capped to it.
 const MAX_HEADERS: usize = crate::http::DEFAULT_MAX_HEADERS;
 
-/// What a request needs once its head has been parsed (copied out, so the buffer can be reused).
+/// A client connection and the little state it keeps between requests.
+///
+/// An idle connection holds no buffer: `buf` is allocated when bytes arrive and freed when the
+/// connection parks with nothing pending, so parked idle connections cost a socket and this struct.
+pub(crate) struct Conn {
+    pub(crate) stream: TcpStream,
+    pub(crate) peer: SocketAddr,
+    /// Bytes received and not yet consumed (part of a head, or pipelined requests).
+    buf: Vec<u8>,
+    /// Requests answered so far.
+    served: usize,
+    /// When the first byte of the request now in `buf` arrived (the header deadline runs from it).
+    pub(crate) first_byte: Option<Instant>,
+}
+
+/// What the worker did with a connection.
+pub(crate) enum Outcome {
+    /// Waiting for more bytes: give it back to the poller. `again` is `true` when unread bytes may
+    /// remain in the kernel (the worker stopped reading early), so it should be dispatched again at
+    /// once rather than waiting for a new readiness edge.
+    Park { conn: Conn, again: bool },
+    /// Closed (or to be closed: dropping the connection closes the socket).
+    Closed,
+}
+
+impl Conn {
+    pub(crate) fn new(stream: TcpStream, peer: SocketAddr) -> Conn {
+        Conn {
+            stream,
+            peer,
+            buf: Vec::new(),
+            served: 0,
+            first_byte: None,
+        }
+    }
+
+    /// Is part of a request waiting in the buffer?
+    pub(crate) fn has_partial(&self) -> bool {
+        !self.buf.is_empty()
+    }
+}
+
+/// Switches a socket to blocking mode with a timeout for as long as it lives, then back to
+/// non-blocking: the bounded waits a worker may do (request bodies, slow readers of responses).
+struct Blocking<'a>(&'a TcpStream);
+
+impl<'a> Blocking<'a> {
+    fn new(stream: &'a TcpStream, read: Duration, write: Duration) -> io::Result<Blocking<'a>> {
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(read))?;
+        stream.set_write_timeout(Some(write))?;
+        Ok(Blocking(stream))
+    }
+}
+
+impl Drop for Blocking<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.set_nonblocking(true);
+    }
+}
+
+/// A writer over a non-blocking socket that falls back to a bounded blocking write when the socket
+/// buffer is full (a response larger than the buffer, or a client slow to read).
+struct ResponseWriter<'a> {
+    stream: &'a TcpStream,
+    write_timeout: Duration,
+    blocking: Option<Blocking<'a>>,
+}
+
+impl Write for ResponseWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let mut stream = self.stream;
+        match stream.write(data) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.blocking.is_none() => {
+                self.blocking = Some(Blocking::new(
+                    self.stream,
+                    self.write_timeout,
+                    self.write_timeout,
+                )?);
+                stream.write(data)
+            }
+            other => other,
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Copied out of a parsed head, so the buffer can be changed while the request is answered.
 #[derive(Clone, Copy)]
 struct Head {
     framing: Framing,
@@ -51,297 +144,346 @@ impl Head {
     }
 }
 
-/// Why reading stopped.
-enum ReadEnd {
-    /// Got bytes.
-    Data,
-    /// The peer closed (or reset) the connection.
-    Closed,
-    /// The deadline passed.
-    TimedOut,
-    /// The server is shutting down or clients are waiting for a worker (idle connections only).
-    Yield,
+/// One parse attempt over the buffer.
+enum Step {
+    /// A complete request without a body, already answered by the handler.
+    Answered {
+        head: Head,
+        consumed: usize,
+        response: Response,
+        panicked: bool,
+        line: String,
+    },
+    /// A complete head whose body must be consumed first.
+    NeedsBody { head: Head, consumed: usize },
+    /// More bytes needed.
+    Partial,
+    /// Malformed.
+    Error(ParseError),
 }
 
-pub(crate) struct Connection<'a> {
-    stream: TcpStream,
-    peer: SocketAddr,
-    shared: &'a Shared,
-    handler: &'a dyn Handler,
-    buf: Vec<u8>,
-}
-
-impl<'a> Connection<'a> {
-    pub(crate) fn new(
-        stream: TcpStream,
-        peer: SocketAddr,
-        shared: &'a Shared,
-        handler: &'a dyn Handler,
-    ) -> Self {
-        Connection {
-            stream,
-            peer,
-            shared,
-            handler,
-            buf: Vec::new(),
+/// Serves what is available on `conn`. With `timed_out`, the header deadline has passed: answer
+/// `408` and close.
+pub(crate) fn on_readable(
+    mut conn: Conn,
+    shared: &Shared,
+    handler: &dyn Handler,
+    timed_out: bool,
+) -> Outcome {
+    if timed_out {
+        log::debug!("{}: header timeout", conn.peer);
+        send_error(&mut conn, shared, 408, Instant::now(), false);
+        return Outcome::Closed;
+    }
+    // Read what the kernel has, up to a bound (so one client cannot keep a worker forever).
+    let limit = shared.config.limits.max_head + 2 * READ_CHUNK;
+    let mut eof = false;
+    let mut again = false;
+    loop {
+        if conn.buf.len() >= limit {
+            again = true;
+            break;
         }
-    }
-
-    /// Serves requests until the connection closes. Never panics on client input.
-    pub(crate) fn run(mut self) {
-        let cfg = &self.shared.config;
-        let _ = self.stream.set_nodelay(true);
-        let _ = self.stream.set_write_timeout(Some(cfg.write_timeout));
-        let mut served = 0usize;
-        loop {
-            match self.serve_one(served) {
-                Ok(true) => served += 1,
-                Ok(false) => break,
-                Err(e) => {
-                    log::debug!("{}: connection error: {e}", self.peer);
-                    break;
+        let start = conn.buf.len();
+        conn.buf.resize(start + READ_CHUNK, 0);
+        let r = conn.stream.read(&mut conn.buf[start..]);
+        match r {
+            Ok(0) => {
+                conn.buf.truncate(start);
+                eof = true;
+                break;
+            }
+            Ok(n) => {
+                conn.buf.truncate(start + n);
+                conn.first_byte.get_or_insert_with(Instant::now);
+                if n < READ_CHUNK {
+                    break; // drained what was there (the next read would say WouldBlock)
                 }
             }
-        }
-    }
-
-    /// Reads into the buffer until `deadline`. Idle waits (`idle == true`) also end when the server
-    /// stops or other clients wait for a worker.
-    fn fill(&mut self, deadline: Instant, idle: bool) -> io::Result<ReadEnd> {
-        let start = self.buf.len();
-        self.buf.resize(start + READ_CHUNK, 0);
-        let result = loop {
-            if idle && (self.shared.stopping() || self.shared.waiting() > 0) {
-                break Ok(ReadEnd::Yield);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                break Ok(ReadEnd::TimedOut);
-            }
-            self.stream
-                .set_read_timeout(Some((deadline - now).min(READ_SLICE)))?;
-            match self.stream.read(&mut self.buf[start..]) {
-                Ok(0) => break Ok(ReadEnd::Closed),
-                Ok(n) => {
-                    self.buf.truncate(start + n);
-                    return Ok(ReadEnd::Data);
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-                    ) =>
-                {
-                    break Ok(ReadEnd::Closed);
-                }
-                Err(e) => break Err(e),
-            }
-        };
-        self.buf.truncate(start);
-        result
-    }
-
-    /// Serves one request. `Ok(true)`: served, keep going; `Ok(false)`: close.
-    fn serve_one(&mut self, served: usize) -> io::Result<bool> {
-        let cfg = &self.shared.config;
-        let limits = cfg.limits;
-        let started = Instant::now();
-        // Phase 1: the head. Idle until the first byte; then the header deadline runs.
-        let mut first_byte: Option<Instant> = if self.buf.is_empty() {
-            None
-        } else {
-            Some(started)
-        };
-        let (head, consumed, response) = loop {
-            if !self.buf.is_empty() {
-                let mut headers = [EMPTY_HEADER; MAX_HEADERS];
-                match parse(&self.buf, &mut headers, &limits) {
-                    Ok(Status::Complete(req, n)) => {
-                        let head = Head::of(&req);
-                        // A request without a body is answered straight away (no second parse).
-                        let response =
-                            (head.framing == Framing::None).then(|| self.call_handler(&req));
-                        let line = access_line(&req);
-                        break (head, n, response.map(|r| (r, line)));
+            Err(e) => {
+                conn.buf.truncate(start);
+                match e.kind() {
+                    io::ErrorKind::WouldBlock => break,
+                    io::ErrorKind::Interrupted => {}
+                    _ => {
+                        log::debug!("{}: read error: {e}", conn.peer);
+                        return Outcome::Closed;
                     }
-                    Ok(Status::Partial) => {}
-                    Err(e) => return self.reject(e, started),
                 }
             }
-            let (deadline, idle) = match first_byte {
-                Some(t) => (t + cfg.header_timeout, false),
-                None => (started + cfg.keep_alive_timeout, true),
-            };
-            match self.fill(deadline, idle)? {
-                ReadEnd::Data => {
-                    first_byte.get_or_insert_with(Instant::now);
-                }
-                ReadEnd::Closed | ReadEnd::Yield => return Ok(false),
-                ReadEnd::TimedOut if first_byte.is_none() => return Ok(false), // idle keep-alive: silent close
-                ReadEnd::TimedOut => {
-                    log::debug!("{}: header timeout", self.peer);
-                    self.send_error(408, started, "-");
-                    return Ok(false);
-                }
+        }
+    }
+    // Answer every complete request in the buffer.
+    while !conn.buf.is_empty() {
+        let started = conn.first_byte.unwrap_or_else(Instant::now);
+        match serve_one(&mut conn, shared, handler, started) {
+            Ok(Some(true)) => {}
+            Ok(Some(false)) => return Outcome::Closed,
+            Ok(None) => break, // partial
+            Err(e) => {
+                log::debug!("{}: connection error: {e}", conn.peer);
+                return Outcome::Closed;
             }
-        };
-        // Phase 2: the body, read and discarded within the limit (handlers see the head only).
-        let ((response, panicked), line) = match response {
-            Some(r) => {
-                self.buf.drain(..consumed);
-                r
+        }
+    }
+    if eof || shared.stopping() {
+        return Outcome::Closed; // a half-sent request at EOF or shutdown is not answered
+    }
+    if conn.buf.is_empty() {
+        conn.buf = Vec::new(); // free the buffer while idle
+        conn.first_byte = None;
+    }
+    Outcome::Park { conn, again }
+}
+
+/// Parses the buffer once; answers a body-less request straight away.
+fn step(conn: &Conn, shared: &Shared, handler: &dyn Handler) -> Step {
+    let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+    match parse(&conn.buf, &mut headers, &shared.config.limits) {
+        Ok(Status::Complete(req, consumed)) => {
+            let head = Head::of(&req);
+            if head.framing != Framing::None {
+                return Step::NeedsBody { head, consumed };
             }
-            None => {
-                if let Err(status) = self.consume_body(head, consumed)? {
-                    self.send_error(status, started, "-");
-                    return Ok(false);
-                }
-                // The head is still at the start of the buffer: parse it again to hand it out.
-                let mut headers = [EMPTY_HEADER; MAX_HEADERS];
-                let r = match parse(&self.buf[..consumed], &mut headers, &limits) {
-                    Ok(Status::Complete(req, _)) => (self.call_handler(&req), access_line(&req)),
-                    _ => ((Response::plain_status(500), true), String::from("-")),
+            let (response, panicked) = call_handler(conn.peer, handler, &req);
+            Step::Answered {
+                head,
+                consumed,
+                response,
+                panicked,
+                line: access_line(&req),
+            }
+        }
+        Ok(Status::Partial) => Step::Partial,
+        Err(e) => Step::Error(e),
+    }
+}
+
+/// Serves the first request in the buffer. `Ok(None)`: incomplete; `Ok(Some(keep_open))`: answered.
+fn serve_one(
+    conn: &mut Conn,
+    shared: &Shared,
+    handler: &dyn Handler,
+    started: Instant,
+) -> io::Result<Option<bool>> {
+    let (head, response, panicked, line) = match step(conn, shared, handler) {
+        Step::Partial => return Ok(None),
+        Step::Error(e) => {
+            log::debug!("{}: bad request: {e}", conn.peer);
+            send_error(conn, shared, e.status_code(), started, true);
+            return Ok(Some(false));
+        }
+        Step::Answered {
+            head,
+            consumed,
+            response,
+            panicked,
+            line,
+        } => {
+            conn.buf.drain(..consumed);
+            (head, response, panicked, line)
+        }
+        Step::NeedsBody { head, consumed } => {
+            if let Err(status) = consume_body(conn, shared, head, consumed)? {
+                send_error(conn, shared, status, started, true);
+                return Ok(Some(false));
+            }
+            // The head is still at the start of the buffer: parse it again to hand it out.
+            let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+            let (response, panicked, line) =
+                match parse(&conn.buf[..consumed], &mut headers, &shared.config.limits) {
+                    Ok(Status::Complete(req, _)) => {
+                        let (r, p) = call_handler(conn.peer, handler, &req);
+                        (r, p, access_line(&req))
+                    }
+                    _ => (Response::plain_status(500), true, String::from("-")),
                 };
-                self.buf.drain(..consumed);
-                r
-            }
-        };
-        // Phase 3: the response.
-        let close = !head.keep_alive
-            || served + 1 >= cfg.max_requests_per_connection
-            || self.shared.stopping()
-            || panicked;
-        let status = response.status();
-        let opts = WriteOptions {
-            head_only: head.head_only,
-            close,
-            http10_keep_alive: head.http10 && !close,
-        };
-        let bytes = write_response(&mut self.stream, response, opts)?;
-        self.access_log(&line, status, bytes, started);
-        Ok(!close)
-    }
+            conn.buf.drain(..consumed);
+            (head, response, panicked, line)
+        }
+    };
+    let cfg = &shared.config;
+    let close = !head.keep_alive
+        || conn.served + 1 >= cfg.max_requests_per_connection
+        || shared.stopping()
+        || panicked;
+    let status = response.status();
+    let opts = WriteOptions {
+        head_only: head.head_only,
+        close,
+        http10_keep_alive: head.http10 && !close,
+    };
+    let mut out = ResponseWriter {
+        stream: &conn.stream,
+        write_timeout: cfg.write_timeout,
+        blocking: None,
+    };
+    let bytes = write_response(&mut out, response, opts)?;
+    drop(out);
+    conn.served += 1;
+    conn.first_byte = if conn.buf.is_empty() {
+        None
+    } else {
+        Some(Instant::now())
+    };
+    access_log(conn.peer, shared, &line, status, bytes, started);
+    Ok(Some(!close))
+}
 
-    /// Calls the handler. A panic becomes a 500, and `true` (close the connection afterwards).
-    fn call_handler(&self, req: &Request<'_, '_>) -> (Response, bool) {
-        match panic::catch_unwind(AssertUnwindSafe(|| self.handler.handle(req))) {
-            Ok(resp) => (resp, false),
-            Err(_) => {
-                log::error!(
-                    "{}: handler panicked on {} {}",
-                    self.peer,
-                    req.method,
-                    escape(req.target.as_bytes())
-                );
-                (Response::plain_status(500), true)
-            }
+/// Calls the handler. A panic becomes a 500, and `true` (close the connection afterwards).
+fn call_handler(
+    peer: SocketAddr,
+    handler: &dyn Handler,
+    req: &Request<'_, '_>,
+) -> (Response, bool) {
+    match panic::catch_unwind(AssertUnwindSafe(|| handler.handle(req))) {
+        Ok(resp) => (resp, false),
+        Err(_) => {
+            log::error!(
+                "{peer}: handler panicked on {} {}",
+                req.method,
+                escape(req.target.as_bytes())
+            );
+            (Response::plain_status(500), true)
         }
     }
+}
 
-    /// Reads and discards the body that follows a head of `consumed` bytes, leaving the head (and
-    /// any pipelined bytes after the body) in the buffer. `Ok(Err(status))` means: answer `status`
-    /// and close.
-    fn consume_body(&mut self, head: Head, consumed: usize) -> io::Result<Result<(), u16>> {
-        let cfg = &self.shared.config;
-        match head.framing {
-            Framing::None => Ok(Ok(())),
-            Framing::Length(n) => {
-                if n > cfg.limits.max_body {
-                    return Ok(Err(413));
+/// Reads more body bytes into the buffer, blocking up to the body timeout.
+/// `Ok(false)`: timed out; an EOF is an error.
+fn fill_body(conn: &mut Conn, shared: &Shared) -> io::Result<bool> {
+    let cfg = &shared.config;
+    let guard = Blocking::new(&conn.stream, cfg.body_timeout, cfg.write_timeout)?;
+    let start = conn.buf.len();
+    conn.buf.resize(start + READ_CHUNK, 0);
+    let result = loop {
+        match (&conn.stream).read(&mut conn.buf[start..]) {
+            Ok(0) => break Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => break Ok(start + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                break Ok(start);
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    drop(guard);
+    match result {
+        Ok(len) => {
+            conn.buf.truncate(len);
+            Ok(len > start)
+        }
+        Err(e) => {
+            conn.buf.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+/// Reads and discards the body that follows a head of `consumed` bytes, leaving the head (and any
+/// pipelined bytes after the body) in the buffer. `Ok(Err(status))`: answer `status` and close.
+fn consume_body(
+    conn: &mut Conn,
+    shared: &Shared,
+    head: Head,
+    consumed: usize,
+) -> io::Result<Result<(), u16>> {
+    let cfg = &shared.config;
+    match head.framing {
+        Framing::None => Ok(Ok(())),
+        Framing::Length(n) => {
+            if n > cfg.limits.max_body {
+                return Ok(Err(413));
+            }
+            continue_if_expected(conn, shared, head)?;
+            let mut left = n;
+            loop {
+                let have = (conn.buf.len() - consumed) as u64;
+                let take = have.min(left) as usize;
+                conn.buf.drain(consumed..consumed + take);
+                left -= take as u64;
+                if left == 0 {
+                    return Ok(Ok(()));
                 }
-                self.continue_if_expected(head)?;
-                let mut left = n;
-                loop {
-                    let have = (self.buf.len() - consumed) as u64;
-                    let take = have.min(left) as usize;
-                    self.buf.drain(consumed..consumed + take);
-                    left -= take as u64;
-                    if left == 0 {
-                        return Ok(Ok(()));
-                    }
-                    match self.fill(Instant::now() + cfg.body_timeout, false)? {
-                        ReadEnd::Data => {}
-                        ReadEnd::TimedOut => return Ok(Err(408)),
-                        ReadEnd::Closed | ReadEnd::Yield => {
-                            return Err(io::ErrorKind::UnexpectedEof.into());
+                if !fill_body(conn, shared)? {
+                    return Ok(Err(408));
+                }
+            }
+        }
+        Framing::Chunked => {
+            continue_if_expected(conn, shared, head)?;
+            let mut decoder = ChunkedDecoder::new(cfg.limits.max_body);
+            let mut sink = Vec::new();
+            loop {
+                match decoder.decode(&conn.buf[consumed..], &mut sink) {
+                    Ok(status) => {
+                        conn.buf.drain(consumed..consumed + status.consumed);
+                        sink.clear();
+                        if status.done {
+                            return Ok(Ok(()));
                         }
                     }
+                    Err(e) => return Ok(Err(e.status_code())),
                 }
-            }
-            Framing::Chunked => {
-                self.continue_if_expected(head)?;
-                let mut decoder = ChunkedDecoder::new(cfg.limits.max_body);
-                let mut sink = Vec::new();
-                loop {
-                    match decoder.decode(&self.buf[consumed..], &mut sink) {
-                        Ok(status) => {
-                            self.buf.drain(consumed..consumed + status.consumed);
-                            sink.clear();
-                            if status.done {
-                                return Ok(Ok(()));
-                            }
-                        }
-                        Err(e) => return Ok(Err(e.status_code())),
-                    }
-                    match self.fill(Instant::now() + cfg.body_timeout, false)? {
-                        ReadEnd::Data => {}
-                        ReadEnd::TimedOut => return Ok(Err(408)),
-                        ReadEnd::Closed | ReadEnd::Yield => {
-                            return Err(io::ErrorKind::UnexpectedEof.into());
-                        }
-                    }
+                if !fill_body(conn, shared)? {
+                    return Ok(Err(408));
                 }
             }
         }
     }
+}
 
-    /// Sends `100 Continue` if the client asked for it (HTTP/1.1 only; the parser already ignores
-    /// the expectation for HTTP/1.0) and nothing of the body has arrived yet.
-    fn continue_if_expected(&mut self, head: Head) -> io::Result<()> {
-        if head.expect_continue {
-            self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-        }
-        Ok(())
-    }
-
-    /// Answers a parse error and closes (with a lingering drain so the client sees the answer).
-    fn reject(&mut self, e: ParseError, started: Instant) -> io::Result<bool> {
-        log::debug!("{}: bad request: {e}", self.peer);
-        self.send_error(e.status_code(), started, "-");
-        Ok(false)
-    }
-
-    /// Sends a plain error response with `Connection: close`, then closes gracefully.
-    fn send_error(&mut self, status: u16, started: Instant, line: &str) {
-        let resp = Response::plain_status(status);
-        let opts = WriteOptions {
-            head_only: false,
-            close: true,
-            http10_keep_alive: false,
+/// Sends `100 Continue` if the client asked for it (the parser already ignores the expectation for
+/// HTTP/1.0) and the body has not started arriving.
+fn continue_if_expected(conn: &mut Conn, shared: &Shared, head: Head) -> io::Result<()> {
+    if head.expect_continue {
+        let mut out = ResponseWriter {
+            stream: &conn.stream,
+            write_timeout: shared.config.write_timeout,
+            blocking: None,
         };
-        match write_response(&mut self.stream, resp, opts) {
-            Ok(bytes) => self.access_log(line, status, bytes, started),
-            Err(e) => log::debug!("{}: could not send {status}: {e}", self.peer),
-        }
-        self.linger();
+        out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
     }
+    Ok(())
+}
 
-    /// Half-closes, then drains what the client still sends (bounded in time and bytes), so the
-    /// kernel does not answer unread data with a reset that destroys the response in flight.
-    fn linger(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Write);
+/// Sends a plain error response with `Connection: close`; with `linger`, drains what the client
+/// still sends for a short while so the response is not destroyed by a reset.
+fn send_error(conn: &mut Conn, shared: &Shared, status: u16, started: Instant, linger: bool) {
+    let opts = WriteOptions {
+        head_only: false,
+        close: true,
+        http10_keep_alive: false,
+    };
+    let mut out = ResponseWriter {
+        stream: &conn.stream,
+        write_timeout: shared.config.write_timeout,
+        blocking: None,
+    };
+    match write_response(&mut out, Response::plain_status(status), opts) {
+        Ok(bytes) => access_log(conn.peer, shared, "-", status, bytes, started),
+        Err(e) => log::debug!("{}: could not send {status}: {e}", conn.peer),
+    }
+    drop(out);
+    let _ = conn.stream.shutdown(Shutdown::Write);
+    if linger {
+        let Ok(_guard) = Blocking::new(
+            &conn.stream,
+            Duration::from_millis(50),
+            shared.config.write_timeout,
+        ) else {
+            return;
+        };
         let deadline = Instant::now() + LINGER_TIME;
         let mut drained = 0;
         let mut scratch = [0u8; 4096];
         while drained < LINGER_BYTES && Instant::now() < deadline {
-            let _ = self.stream.set_read_timeout(Some(READ_SLICE));
-            match self.stream.read(&mut scratch) {
+            match (&conn.stream).read(&mut scratch) {
                 Ok(0) => break,
                 Ok(n) => drained += n,
                 Err(e)
@@ -353,19 +495,22 @@ impl<'a> Connection<'a> {
             }
         }
     }
+}
 
-    fn access_log(&self, line: &str, status: u16, bytes: u64, started: Instant) {
-        if self.shared.config.access_log {
-            log::info!(
-                target: "poolserve::access",
-                "{} \"{}\" {} {} {:.3}ms",
-                self.peer,
-                line,
-                status,
-                bytes,
-                started.elapsed().as_secs_f64() * 1e3
-            );
-        }
+fn access_log(
+    peer: SocketAddr,
+    shared: &Shared,
+    line: &str,
+    status: u16,
+    bytes: u64,
+    started: Instant,
+) {
+    if shared.config.access_log {
+        log::info!(
+            target: "poolserve::access",
+            "{peer} \"{line}\" {status} {bytes} {:.3}ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
     }
 }
 

@@ -1,30 +1,38 @@
-//! The HTTP/1.1 server: an accept loop that hands each connection to a [`ThreadPool`].
+//! The HTTP/1.1 server: an event loop that parks idle connections, and a [`ThreadPool`] that
+//! serves the ready ones.
 //!
-//! * **Admission.** At most `threads + queue_capacity` connections are held at once. One more is
-//!   answered `503 Service Unavailable` with `Retry-After: 1` and closed by the accept loop itself,
-//!   so overload never queues without bound and never blocks accepting.
-//! * **Fairness.** A worker serves one connection at a time (the Rust Book's design). A keep-alive
-//!   connection that goes idle gives its worker up as soon as another connection is waiting for one,
-//!   and otherwise after the keep-alive timeout.
-//! * **Accept errors** (`ECONNABORTED`, `EMFILE`, …) are logged and retried with a short back-off;
-//!   none stops the server.
-//! * **Shutdown** ([`ShutdownHandle::shutdown`]): the accept loop stops (it is woken by a connection
-//!   to itself); idle keep-alive connections close within 100 ms; a request in flight finishes and its
-//!   response carries `Connection: close`; the pool then drains within the grace period.
+//! * **Parking.** The thread that calls [`Server::serve`] runs an event loop ([`poller`]) over the
+//!   listener and every connection that is waiting for bytes. A readable connection is handed to the
+//!   pool; the worker answers every complete request it has and gives the connection back. Workers
+//!   never wait on a silent socket, so a few workers serve thousands of keep-alive clients.
+//! * **Admission.** At most [`Config::max_connections`] connections are held at once; one more is
+//!   answered `503 Service Unavailable` with `Retry-After: 1` and closed by the event loop itself.
+//! * **Deadlines.** Idle keep-alive connections close after [`Config::keep_alive_timeout`]; a head
+//!   not complete within [`Config::header_timeout`] of its first byte is answered `408` (so a
+//!   slowloris client holds a socket, never a worker); body reads and response writes are bounded by
+//!   [`Config::body_timeout`] and [`Config::write_timeout`].
+//! * **Accept errors** (`ECONNABORTED`, `EMFILE`, …) are logged and retried with a back-off; none
+//!   stops the server.
+//! * **Shutdown** ([`ShutdownHandle::shutdown`]): the event loop stops accepting and closes parked
+//!   (idle) connections at once; a request in flight finishes and its response carries
+//!   `Connection: close`; the pool then drains within [`Config::grace_period`].
 
 mod config;
 mod conn;
+mod poller;
 
 pub use config::{
     Config, DEFAULT_BODY_TIMEOUT, DEFAULT_GRACE_PERIOD, DEFAULT_HEADER_TIMEOUT,
-    DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_REQUESTS_PER_CONNECTION, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUESTS_PER_CONNECTION,
     DEFAULT_WRITE_TIMEOUT,
 };
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use mio::{Poll, Waker};
 use std::time::Duration;
 
 use crate::handler::Handler;
@@ -37,18 +45,13 @@ pub(crate) struct Shared {
     local_addr: SocketAddr,
     /// Set once by [`ShutdownHandle::shutdown`]; never cleared.
     stopping: AtomicBool,
-    /// Connections accepted and not yet closed (admission control).
-    open: AtomicUsize,
-    /// Connections queued in the pool, not yet picked up by a worker.
-    waiting: AtomicUsize,
+    /// Wakes the event loop (shutdown, connections handed back by workers).
+    waker: Arc<Waker>,
 }
 
 impl Shared {
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
-    }
-    fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
     }
 }
 
@@ -97,10 +100,9 @@ impl ServerBuilder {
         self.config.threads = n;
         self
     }
-    /// Connections that may wait for a worker before new ones get 503. Default
-    /// [`DEFAULT_QUEUE_CAPACITY`].
-    pub fn queue_capacity(mut self, n: usize) -> Self {
-        self.config.queue_capacity = n;
+    /// See [`Config::max_connections`]. Default [`DEFAULT_MAX_CONNECTIONS`].
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.max_connections = n;
         self
     }
     /// Parser limits. Default [`Limits::default`].
@@ -167,22 +169,27 @@ impl ServerBuilder {
         let local_addr = listener
             .local_addr()
             .map_err(|e| ServerError::Bind(self.addr.clone(), e))?;
+        // Each connection is queued at most once, so this bound is never hit: the event loop's
+        // hand-off never blocks.
         let pool = ThreadPool::builder()
             .threads(self.config.threads)
             .thread_name("poolserve-http")
-            .queue_capacity(Some(self.config.queue_capacity))
+            .queue_capacity(Some(self.config.max_connections.max(1)))
             .build()
             .map_err(ServerError::Pool)?;
+        let poll = Poll::new().map_err(ServerError::Poll)?;
+        let waker =
+            Arc::new(Waker::new(poll.registry(), poller::WAKER).map_err(ServerError::Poll)?);
         let shared = Arc::new(Shared {
             config: self.config,
             local_addr,
             stopping: AtomicBool::new(false),
-            open: AtomicUsize::new(0),
-            waiting: AtomicUsize::new(0),
+            waker,
         });
         Ok(Server {
             listener,
             pool,
+            poll,
             shared,
         })
     }
@@ -196,6 +203,8 @@ pub enum ServerError {
     Bind(String, io::Error),
     /// The worker pool could not start.
     Pool(BuildError),
+    /// The readiness poller could not be created.
+    Poll(io::Error),
 }
 
 impl std::fmt::Display for ServerError {
@@ -203,6 +212,7 @@ impl std::fmt::Display for ServerError {
         match self {
             ServerError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             ServerError::Pool(e) => write!(f, "cannot start the worker pool: {e}"),
+            ServerError::Poll(e) => write!(f, "cannot create the readiness poller: {e}"),
         }
     }
 }
@@ -210,7 +220,7 @@ impl std::fmt::Display for ServerError {
 impl std::error::Error for ServerError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ServerError::Bind(_, e) => Some(e),
+            ServerError::Bind(_, e) | ServerError::Poll(e) => Some(e),
             ServerError::Pool(e) => Some(e),
         }
     }
@@ -220,6 +230,7 @@ impl std::error::Error for ServerError {
 pub struct Server {
     listener: TcpListener,
     pool: ThreadPool,
+    poll: Poll,
     shared: Arc<Shared>,
 }
 
@@ -227,7 +238,7 @@ pub struct Server {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServeReport {
-    /// Connections accepted and handed to a worker.
+    /// Connections accepted (not counting refused ones).
     pub connections: u64,
     /// Connections refused with 503 because the server was at capacity.
     pub rejected: u64,
@@ -258,17 +269,10 @@ impl ShutdownHandle {
             return;
         }
         log::info!("shutdown requested: no longer accepting connections");
-        // Wake the accept loop, which is blocked in accept(): connect to ourselves.
-        let mut addr = self.shared.local_addr;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(match addr {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        if let Err(e) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-            log::warn!(
-                "could not wake the accept loop at {addr}: {e}; it stops at the next connection"
+        if let Err(e) = self.shared.waker.wake() {
+            log::error!(
+                "cannot wake the event loop: {e}; it stops within {:?}",
+                poller::TICK
             );
         }
     }
@@ -276,15 +280,6 @@ impl ShutdownHandle {
     /// Has shutdown been requested?
     pub fn is_shutting_down(&self) -> bool {
         self.shared.stopping()
-    }
-}
-
-/// Decrements the open-connection count when a connection's job ends, on every path.
-struct OpenGuard(Arc<Shared>);
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -325,80 +320,22 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// None today: accept errors are logged and retried, never returned. The `Result` leaves room
-    /// for fatal listener errors.
+    /// If the readiness poller fails (registering the listener, or waiting). Accept errors are
+    /// logged and retried, never returned.
     pub fn serve(self, handler: impl Handler) -> io::Result<ServeReport> {
         let Server {
             listener,
             pool,
+            poll,
             shared,
         } = self;
-        let handler: Arc<dyn Handler> = Arc::new(handler);
-        let capacity = shared.config.threads + shared.config.queue_capacity;
-        let (mut connections, mut rejected) = (0u64, 0u64);
-        let mut backoff = Duration::from_millis(5);
-        while !shared.stopping() {
-            let (stream, peer) = match listener.accept() {
-                Ok(conn) => {
-                    backoff = Duration::from_millis(5);
-                    conn
-                }
-                Err(e) => {
-                    // ECONNABORTED, EMFILE, ENFILE, ENOBUFS…: all transient for a server.
-                    log::warn!("accept failed: {e}; retrying in {backoff:?}");
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            };
-            if shared.stopping() {
-                break; // the wake-up connection, or a client that raced shutdown: closed unanswered
-            }
-            if shared.open.fetch_add(1, Ordering::AcqRel) >= capacity {
-                shared.open.fetch_sub(1, Ordering::AcqRel);
-                rejected += 1;
-                refuse(stream, peer);
-                continue;
-            }
-            let guard = OpenGuard(Arc::clone(&shared));
-            let handler = Arc::clone(&handler);
-            shared.waiting.fetch_add(1, Ordering::AcqRel);
-            let job = move || {
-                let _guard = guard;
-                let shared = &*_guard.0;
-                shared.waiting.fetch_sub(1, Ordering::AcqRel);
-                conn::Connection::new(stream, peer, shared, &*handler).run();
-            };
-            // Admission control keeps the queue below its bound, so this never blocks for long.
-            match pool.execute(job) {
-                Ok(()) => connections += 1,
-                Err(e) => {
-                    // Only possible if the pool was closed; the job (and its socket) is dropped,
-                    // which closes the connection cleanly.
-                    shared.waiting.fetch_sub(1, Ordering::AcqRel);
-                    log::warn!("{peer}: connection dropped: {e}");
-                    drop(e.into_inner());
-                }
-            }
-        }
-        drop(listener);
-        log::info!(
-            "draining: {} connections open",
-            shared.open.load(Ordering::Acquire)
-        );
-        // `unwrap_or_default`: the error (called from a worker) cannot happen, the pool is private.
-        let report = pool
-            .shutdown_timeout(shared.config.grace_period)
-            .unwrap_or_default();
-        let unfinished = report.still_running + report.still_queued;
-        if unfinished > 0 {
-            log::warn!("grace period over: {unfinished} connections still open");
-        } else {
-            log::info!("drained; shut down");
-        }
+        let waker = Arc::clone(&shared.waker);
+        let event_loop =
+            poller::EventLoop::new(poll, waker, listener, shared, pool, Arc::new(handler))?;
+        let (counts, unfinished) = event_loop.run()?;
         Ok(ServeReport {
-            connections,
-            rejected,
+            connections: counts.connections,
+            rejected: counts.rejected,
             unfinished,
         })
     }
@@ -406,7 +343,7 @@ impl Server {
 
 /// Answers a connection over capacity with `503` and closes it (from the accept loop: a short
 /// write into an empty socket buffer, bounded by a write timeout).
-fn refuse(mut stream: TcpStream, peer: SocketAddr) {
+pub(crate) fn refuse(mut stream: TcpStream, peer: SocketAddr) {
     log::warn!("{peer}: at capacity; answering 503");
     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
     let body = "503 Service Unavailable\n";
