@@ -554,3 +554,29 @@ fn idle_connections_close_after_the_keep_alive_timeout_and_at_shutdown() {
     assert_eq!(report.unfinished, 0);
     drop(srv);
 }
+
+#[test_log::test]
+fn slowloris_clients_hold_sockets_not_workers() {
+    let site = Site::new();
+    let srv = Running::start(
+        Server::builder()
+            .threads(2)
+            .header_timeout(Duration::from_secs(30)),
+        StaticFiles::new(&site.root).unwrap(),
+    );
+    // 32 clients each send a few bytes of a head and then stall (well inside the 30 s deadline).
+    let mut slow: Vec<_> = (0..32)
+        .map(|_| {
+            let mut s = connect(srv.addr);
+            s.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+            s
+        })
+        .collect();
+    // With 2 workers, a fresh client is still answered (a starved one fails on the read timeout).
+    assert_eq!(get(srv.addr, "/hello.txt").status, 200);
+    // The slow clients are still waiting, and are answered once they finish their heads.
+    for s in &mut slow {
+        s.write_all(b"st: t\r\nConnection: close\r\n\r\n").unwrap();
+        assert_eq!(read_reply(s, false).unwrap().status, 200);
+    }
+}
