@@ -1,1 +1,405 @@
-fn main() {}
+//! Thread-pool benchmarks: poolserve's [`ThreadPool`] against its peers, all in the same run.
+//!
+//! Peers: the `threadpool` crate, `rayon::ThreadPool::spawn`, a minimal pool on a
+//! `crossbeam-channel` (workers loop on a cloned `Receiver`) and the Rust Book's design (workers
+//! share an `Arc<Mutex<mpsc::Receiver<Job>>>`). The last two are written below, in this file.
+//!
+//! Cases (every pool is built once per case, outside the timed loop; each iteration submits a batch
+//! and waits on a count-down latch, so neither pool start-up nor shutdown is timed):
+//!
+//! * `tiny/{w}w-{s}s` — `TINY_JOBS` jobs that each decrement an atomic, from `s` submitting
+//!   threads (the jobs are split evenly), on `w` workers.
+//! * `headline-1M/2w-1s` — the headline: one million such jobs, 2 workers, 1 submitter.
+//! * `latency/{w}w` — one job on an idle pool (workers parked): the time from just before the
+//!   submit call until the job's first instruction (timed with `iter_custom`; the pause that lets
+//!   the workers park is not timed).
+//! * `mixed/{w}w` — `MIXED_JOBS` jobs of busy work, 9 of every 10 about 1 µs, the 10th about 50 µs.
+//!
+//! Run: `cargo bench --bench pool -- --warm-up-time 1 --measurement-time 3`, then
+//! `python3 benches/pool_report.py` for the table of medians and ratios. The latency and headline
+//! groups set their own (shorter) timing, because one of their iterations costs far more wall time
+//! than it reports (latency) or than criterion's default budget allows (headline).
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, SamplingMode};
+
+/// Jobs per iteration in the `tiny` group.
+const TINY_JOBS: usize = 200_000;
+/// Jobs per iteration in the `headline-1M` group.
+const HEADLINE_JOBS: usize = 1_000_000;
+/// Jobs per iteration in the `mixed` group.
+const MIXED_JOBS: usize = 4_000;
+/// How long the latency case lets the pool sit idle before each submit, so its workers park.
+const IDLE_PAUSE: Duration = Duration::from_millis(1);
+/// Samples (each one submit on an idle pool) per pool in the latency case.
+const LATENCY_SAMPLES: usize = 500;
+
+// ---------------------------------------------------------------------------------------------
+// The pools under test, behind one small trait.
+
+/// What the benchmark needs from a pool: submit a `'static` job from any thread.
+trait BenchPool: Sync {
+    fn spawn<F: FnOnce() + Send + 'static>(&self, job: F);
+}
+
+impl BenchPool for poolserve::ThreadPool {
+    fn spawn<F: FnOnce() + Send + 'static>(&self, job: F) {
+        if self.execute(job).is_err() {
+            panic!("poolserve pool refused a job while running");
+        }
+    }
+}
+
+impl BenchPool for threadpool::ThreadPool {
+    fn spawn<F: FnOnce() + Send + 'static>(&self, job: F) {
+        self.execute(job);
+    }
+}
+
+impl BenchPool for rayon::ThreadPool {
+    fn spawn<F: FnOnce() + Send + 'static>(&self, job: F) {
+        rayon::ThreadPool::spawn(self, job);
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// A pool on a crossbeam channel: every worker blocks in `recv` on its own clone of the receiver.
+struct ChannelPool {
+    tx: Option<crossbeam_channel::Sender<Job>>,
+    workers: Vec<thread::JoinHandle<()>>,
+}
+
+impl ChannelPool {
+    fn new(threads: usize) -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let workers = (0..threads)
+            .map(|_| {
+                let rx = rx.clone();
+                thread::spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        job();
+                    }
+                })
+            })
+            .collect();
+        ChannelPool {
+            tx: Some(tx),
+            workers,
+        }
+    }
+}
+
+impl BenchPool for ChannelPool {
+    fn spawn<F: FnOnce() + Send + 'static>(&self, job: F) {
+        let tx = self.tx.as_ref().expect("pool is running");
+        tx.send(Box::new(job)).expect("workers are alive");
+    }
+}
+
+impl Drop for ChannelPool {
+    fn drop(&mut self) {
+        drop(self.tx.take()); // disconnects: every worker's `recv` fails once the queue is empty
+        for w in self.workers.drain(..) {
+            w.join().expect("worker exited cleanly");
+        }
+    }
+}
+
+/// The Rust Book's design: one `mpsc` receiver behind a mutex that every worker locks to `recv`.
+struct BookPool {
+    tx: Option<mpsc::Sender<Job>>,
+    workers: Vec<thread::JoinHandle<()>>,
+}
+
+impl BookPool {
+    fn new(threads: usize) -> Self {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let workers = (0..threads)
+            .map(|_| {
+                let rx = Arc::clone(&rx);
+                thread::spawn(move || {
+                    loop {
+                        // The guard is a temporary of this statement: released before the job runs.
+                        let next = rx.lock().expect("no job runs under the lock").recv();
+                        match next {
+                            Ok(job) => job(),
+                            Err(_) => break,
+                        }
+                    }
+                })
+            })
+            .collect();
+        BookPool {
+            tx: Some(tx),
+            workers,
+        }
+    }
+}
+
+impl BenchPool for BookPool {
+    fn spawn<F: FnOnce() + Send + 'static>(&self, job: F) {
+        let tx = self.tx.as_ref().expect("pool is running");
+        tx.send(Box::new(job)).expect("workers are alive");
+    }
+}
+
+impl Drop for BookPool {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        for w in self.workers.drain(..) {
+            w.join().expect("worker exited cleanly");
+        }
+    }
+}
+
+/// Runs `case` once per pool kind, each on a freshly built pool of `workers` threads that is
+/// dropped (and joined) before the next kind is built, so no two pools compete for the CPUs.
+fn for_each_pool(workers: usize, mut case: impl FnMut(&str, &dyn Fn(&mut dyn FnMut(&dyn Runner)))) {
+    // The indirection through `Runner` keeps `case` free of generics (closures cannot be generic).
+    case("poolserve", &|f| {
+        f(&Typed(poolserve::ThreadPool::new(workers)))
+    });
+    case("threadpool", &|f| {
+        f(&Typed(threadpool::ThreadPool::new(workers)))
+    });
+    case("rayon", &|f| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .build()
+            .expect("rayon pool builds");
+        f(&Typed(pool))
+    });
+    case("crossbeam", &|f| f(&Typed(ChannelPool::new(workers))));
+    case("book", &|f| f(&Typed(BookPool::new(workers))));
+}
+
+/// A pool seen through object-safe operations: the three measured workloads.
+trait Runner {
+    /// Submits `jobs` tiny jobs split over `submitters` threads, then waits until all have run.
+    fn tiny_batch(&self, latch: &'static Latch, jobs: usize, submitters: usize);
+    /// Submits the mixed workload from this thread, then waits until all have run.
+    fn mixed_batch(&self, latch: &'static Latch, jobs: usize);
+    /// Submits one job to the (idle) pool and returns how long it took to start.
+    fn start_latency(&self, probe: &'static LatencyProbe) -> Duration;
+}
+
+struct Typed<P>(P);
+
+impl<P: BenchPool> Runner for Typed<P> {
+    fn tiny_batch(&self, latch: &'static Latch, jobs: usize, submitters: usize) {
+        let pool = &self.0;
+        latch.arm(jobs);
+        if submitters == 1 {
+            submit_tiny(pool, latch, jobs);
+        } else {
+            let share = jobs / submitters;
+            assert_eq!(share * submitters, jobs, "jobs split evenly");
+            thread::scope(|s| {
+                for _ in 0..submitters {
+                    s.spawn(|| submit_tiny(pool, latch, share));
+                }
+            });
+        }
+        latch.wait();
+    }
+
+    fn mixed_batch(&self, latch: &'static Latch, jobs: usize) {
+        latch.arm(jobs);
+        for i in 0..jobs {
+            let work = if i % 10 == 9 {
+                Duration::from_micros(50)
+            } else {
+                Duration::from_micros(1)
+            };
+            self.0.spawn(move || {
+                busy_for(work);
+                latch.count_down();
+            });
+        }
+        latch.wait();
+    }
+
+    fn start_latency(&self, probe: &'static LatencyProbe) -> Duration {
+        probe.started_ns.store(0, Ordering::Relaxed);
+        let submitted = probe.base.elapsed();
+        self.0.spawn(move || {
+            let started = probe.base.elapsed().as_nanos() as u64;
+            probe.started_ns.store(started.max(1), Ordering::Release);
+        });
+        let started = loop {
+            let ns = probe.started_ns.load(Ordering::Acquire);
+            if ns != 0 {
+                break ns;
+            }
+            thread::yield_now();
+        };
+        Duration::from_nanos(started).saturating_sub(submitted)
+    }
+}
+
+fn submit_tiny<P: BenchPool>(pool: &P, latch: &'static Latch, jobs: usize) {
+    for _ in 0..jobs {
+        pool.spawn(move || latch.count_down());
+    }
+}
+
+/// Spins (without sleeping) for about `d`.
+fn busy_for(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        black_box(());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Completion and latency plumbing shared by every pool (so every pool pays the same for it).
+
+/// A count-down latch: every job decrements the atomic; the one that reaches zero wakes the
+/// (blocked, so not CPU-stealing) benchmark thread.
+struct Latch {
+    remaining: AtomicUsize,
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Latch {
+    fn leak() -> &'static Latch {
+        Box::leak(Box::new(Latch {
+            remaining: AtomicUsize::new(0),
+            done: Mutex::new(false),
+            cv: Condvar::new(),
+        }))
+    }
+
+    fn arm(&self, n: usize) {
+        *self.done.lock().expect("latch lock") = false;
+        self.remaining.store(n, Ordering::Relaxed);
+    }
+
+    fn count_down(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            *self.done.lock().expect("latch lock") = true;
+            self.cv.notify_one();
+        }
+    }
+
+    fn wait(&self) {
+        let mut done = self.done.lock().expect("latch lock");
+        while !*done {
+            done = self.cv.wait(done).expect("latch lock");
+        }
+    }
+}
+
+/// Where a latency probe job writes the time it started (nanoseconds since `base`; 0 = not yet).
+struct LatencyProbe {
+    base: Instant,
+    started_ns: AtomicU64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cases.
+
+fn tiny(c: &mut Criterion) {
+    let latch = Latch::leak();
+    for workers in [2, 4] {
+        for submitters in [1, 4] {
+            let mut group = c.benchmark_group("tiny");
+            group.throughput(criterion::Throughput::Elements(TINY_JOBS as u64));
+            let param = format!("{workers}w-{submitters}s");
+            for_each_pool(workers, |name, with_pool| {
+                with_pool(&mut |pool| {
+                    group.bench_function(BenchmarkId::new(name, &param), |b| {
+                        b.iter(|| pool.tiny_batch(latch, TINY_JOBS, submitters))
+                    });
+                })
+            });
+            group.finish();
+        }
+    }
+}
+
+fn headline(c: &mut Criterion) {
+    let latch = Latch::leak();
+    let mut group = c.benchmark_group("headline-1M");
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    group.throughput(criterion::Throughput::Elements(HEADLINE_JOBS as u64));
+    for_each_pool(2, |name, with_pool| {
+        with_pool(&mut |pool| {
+            group.bench_function(BenchmarkId::new(name, "2w-1s"), |b| {
+                b.iter(|| pool.tiny_batch(latch, HEADLINE_JOBS, 1))
+            });
+        })
+    });
+    group.finish();
+}
+
+fn latency(c: &mut Criterion) {
+    let probe: &'static LatencyProbe = Box::leak(Box::new(LatencyProbe {
+        base: Instant::now(),
+        started_ns: AtomicU64::new(0),
+    }));
+    for workers in [2, 4] {
+        let mut group = c.benchmark_group("latency");
+        // One iteration reports a few µs but costs `IDLE_PAUSE` of wall time, and criterion budgets
+        // by reported time: budgets this small make every sample a single submit, so the reported
+        // median is the median of `LATENCY_SAMPLES` individual start latencies (~1 s per pool).
+        group.sampling_mode(SamplingMode::Flat);
+        group.sample_size(LATENCY_SAMPLES);
+        group.warm_up_time(Duration::from_millis(1));
+        group.measurement_time(Duration::from_millis(1));
+        let param = format!("{workers}w");
+        for_each_pool(workers, |name, with_pool| {
+            with_pool(&mut |pool| {
+                group.bench_function(BenchmarkId::new(name, &param), |b| {
+                    b.iter_custom(|iters| {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            thread::sleep(IDLE_PAUSE);
+                            total += pool.start_latency(probe);
+                        }
+                        total
+                    })
+                });
+            })
+        });
+        group.finish();
+    }
+}
+
+fn mixed(c: &mut Criterion) {
+    let latch = Latch::leak();
+    for workers in [2, 4] {
+        let mut group = c.benchmark_group("mixed");
+        group.throughput(criterion::Throughput::Elements(MIXED_JOBS as u64));
+        let param = format!("{workers}w");
+        for_each_pool(workers, |name, with_pool| {
+            with_pool(&mut |pool| {
+                group.bench_function(BenchmarkId::new(name, &param), |b| {
+                    b.iter(|| pool.mixed_batch(latch, MIXED_JOBS))
+                });
+            })
+        });
+        group.finish();
+    }
+}
+
+// Written out instead of `criterion_group!`/`criterion_main!`, whose generated `pub fn` has no docs.
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    headline(&mut c);
+    tiny(&mut c);
+    latency(&mut c);
+    mixed(&mut c);
+    c.final_summary();
+}

@@ -9,11 +9,11 @@ use poolserve::files::StaticFiles;
 use poolserve::http::{Limits, Request, Response};
 use poolserve::{Handler, Server};
 
-/// A multithreaded HTTP/1.1 static-file server on a loom-checked thread pool.
+/// Serve a folder over HTTP/1.1 with a fixed pool of worker threads.
 ///
 /// Every option can also be set through the environment variable shown with it.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 struct Cli {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "POOLSERVE_BIND", default_value = poolserve::server::DEFAULT_BIND)]

@@ -219,7 +219,8 @@ impl ChunkedDecoder {
         self.state == State::Done
     }
 
-    /// Decoded body bytes so far.
+    /// The sum of the sizes of the chunks started so far (what counts against the body
+    /// limit), which is at least the number of data bytes output.
     ///
     /// # Examples
     ///
@@ -227,7 +228,7 @@ impl ChunkedDecoder {
     /// use poolserve::http::ChunkedDecoder;
     /// let mut d = ChunkedDecoder::new(10);
     /// d.decode(b"3\r\nab", &mut Vec::new())?;
-    /// assert_eq!(d.body_len(), 2);
+    /// assert_eq!(d.body_len(), 3);
     /// # Ok::<(), poolserve::http::ParseError>(())
     /// ```
     #[must_use]

@@ -61,8 +61,8 @@ pub use chunked::{
 pub use error::ParseError;
 pub use framing::{Framing, framing};
 pub use request::{
-    EMPTY_HEADER, Header, KNOWN_METHODS, MAX_LEADING_EMPTY_LINES, MAX_METHOD_LEN, Request, Status,
-    Version, head_end, parse, parse_from,
+    EMPTY_HEADER, Header, KNOWN_METHODS, MAX_FIELD_LINE, MAX_LEADING_EMPTY_LINES, MAX_METHOD_LEN,
+    Request, Status, Version, head_end, parse, parse_from,
 };
 
 /// Default for [`Limits::max_request_line`]: 8 KiB (RFC 9112 §3 recommends supporting at least

@@ -26,6 +26,11 @@ pub const MAX_LEADING_EMPTY_LINES: usize = 4;
 /// without reading further. Longer than any method in [`KNOWN_METHODS`].
 pub const MAX_METHOD_LEN: usize = 32;
 
+/// The longest field line (name, colon, value; without CRLF). A longer line gives 431
+/// ([`ParseError::HeadersTooLarge`]) even when the whole head fits in
+/// [`Limits::max_head`] (nginx uses the same 8 KiB per line).
+pub const MAX_FIELD_LINE: usize = 8 * 1024;
+
 /// The methods the parser accepts (RFC 9110 §9 plus PATCH, RFC 5789). Any other valid token
 /// gives 501 ([`ParseError::UnknownMethod`]); the server decides which of these it allows.
 pub const KNOWN_METHODS: [&str; 9] = [
@@ -736,10 +741,17 @@ fn host_port(s: &[u8], port_required: bool) -> bool {
 /// Parses one field line starting at `start` (whose first byte is not CR, LF, SP or HTAB).
 /// `Ok(None)` means the window ended first.
 fn field_line(window: &[u8], start: usize) -> Result<Option<(Header<'_>, usize)>, ParseError> {
+    // The CR may sit at most at `start + MAX_FIELD_LINE`.
+    let line = &window[..window.len().min(start + MAX_FIELD_LINE + 1)];
+    let exhausted = if line.len() < window.len() {
+        Err(ParseError::HeadersTooLarge)
+    } else {
+        Ok(None)
+    };
     let mut pos = start;
     loop {
-        let Some(&b) = window.get(pos) else {
-            return Ok(None);
+        let Some(&b) = line.get(pos) else {
+            return exhausted;
         };
         if TCHAR[usize::from(b)] {
             pos += 1;
@@ -752,14 +764,14 @@ fn field_line(window: &[u8], start: usize) -> Result<Option<(Header<'_>, usize)>
             _ => return Err(ParseError::BadHeaderName),
         }
     }
-    let name = std::str::from_utf8(&window[start..pos]).map_err(|_| ParseError::BadHeaderName)?;
+    let name = std::str::from_utf8(&line[start..pos]).map_err(|_| ParseError::BadHeaderName)?;
     pos += 1;
-    let rest = &window[pos..];
+    let rest = &line[pos.min(line.len())..];
     let (value_end, cr) = match memchr(b'\r', rest) {
         Some(i) => (pos + i, true),
-        None => (window.len(), false),
+        None => (line.len().max(pos), false),
     };
-    let raw = &window[pos..value_end];
+    let raw = &line[pos.min(value_end)..value_end];
     if let Some(i) = first_bad_value_byte(raw) {
         return Err(if raw[i] == b'\n' {
             ParseError::BareLf
@@ -768,7 +780,7 @@ fn field_line(window: &[u8], start: usize) -> Result<Option<(Header<'_>, usize)>
         });
     }
     if !cr {
-        return Ok(None);
+        return exhausted;
     }
     match window.get(value_end + 1) {
         None => Ok(None),
