@@ -1,7 +1,7 @@
 //! The HTTP/1.1 server: an event loop that parks idle connections, and a [`ThreadPool`] that
 //! serves the ready ones.
 //!
-//! * **Parking.** The thread that calls [`Server::serve`] runs an event loop ([`poller`]) over the
+//! * **Parking.** The thread that calls [`Server::serve`] runs an event loop (`server/poller.rs`) over the
 //!   listener and every connection that is waiting for bytes. A readable connection is handed to the
 //!   pool; the worker answers every complete request it has and gives the connection back. Workers
 //!   never wait on a silent socket, so a few workers serve thousands of keep-alive clients.
