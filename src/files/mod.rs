@@ -7,8 +7,11 @@
 //! 2. **Path.** [`resolve`] maps the target to a path under the root without touching the
 //!    filesystem (decode once, refuse NUL/`\`/`:`/encoded `/`, normalise `.`/`..`, refuse to climb
 //!    above the root, hide dot-files). See [`resolve`]'s module docs for the full pipeline.
-//! 3. **Containment.** The joined path is canonicalised (following symlinks) and must still lie under
-//!    the canonical root; a symlink pointing outside the root is answered `404`, as if absent.
+//! 3. **Containment.** The file is opened relative to the root with `openat2(RESOLVE_BENEATH)` on
+//!    Linux, so the kernel refuses any resolution — `..` or a symlink — that leaves the root (for an
+//!    absolute symlink, and on other systems:
+//!    canonicalise, then require the canonical root as a prefix). Symlinks that stay inside the root
+//!    work; one pointing outside is answered `404`, as if absent.
 //! 4. **Directories** without a trailing slash are redirected (`301`) to the slash form, with a
 //!    `Location` rebuilt from the normalised segments (never `//host`, so never an open redirect).
 //!    With a slash, `index.html` is served, else an HTML listing if enabled (names HTML-escaped),
@@ -47,6 +50,9 @@ pub const ALLOW: &str = "GET, HEAD, OPTIONS";
 #[derive(Debug, Clone)]
 pub struct StaticFiles {
     root: PathBuf,
+    /// The root, open, for `openat2` lookups relative to it.
+    #[cfg(target_os = "linux")]
+    root_dir: std::sync::Arc<File>,
     list_dirs: bool,
     serve_hidden: bool,
 }
@@ -66,6 +72,8 @@ impl StaticFiles {
             ));
         }
         Ok(StaticFiles {
+            #[cfg(target_os = "linux")]
+            root_dir: std::sync::Arc::new(File::open(&root)?),
             root,
             list_dirs: false,
             serve_hidden: false,
@@ -104,14 +112,48 @@ impl StaticFiles {
         }
     }
 
-    /// Canonicalises `path` and checks it is still under the root (symlinks included).
-    fn contained(&self, path: &Path) -> Option<PathBuf> {
-        let canon = fs::canonicalize(path).ok()?;
-        canon.starts_with(&self.root).then_some(canon)
+    /// Opens `rel` (a normalised relative path from [`resolve`]) for reading, refusing anything that
+    /// resolves outside the root — through `..` or through a symlink. Returns the open file and the
+    /// path it was reached by (for MIME types and listings).
+    ///
+    /// On Linux the common case is one `openat2(RESOLVE_BENEATH)` call relative to the root: the
+    /// kernel enforces containment while it resolves. When that refuses a path that leaves the root
+    /// lexically (an absolute symlink), and on other systems, the path is canonicalised and must
+    /// start with the canonical root.
+    fn open_contained(&self, rel: &Path) -> Option<(File, PathBuf)> {
+        let joined = self.root.join(rel);
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::fs::{Mode, OFlags, ResolveFlags, openat2};
+            let rel = if rel.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                rel
+            };
+            match openat2(
+                &self.root_dir,
+                rel,
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+            ) {
+                Ok(fd) => return Some((File::from(fd), joined)),
+                // EXDEV: resolution left the root lexically (e.g. an absolute symlink, which may
+                // still point inside the root); NOSYS: a kernel without openat2. Both take the
+                // canonicalising path below, which decides by where the path really leads.
+                Err(e) if e == rustix::io::Errno::XDEV || e == rustix::io::Errno::NOSYS => {}
+                Err(_) => return None,
+            }
+        }
+        let canon = fs::canonicalize(&joined).ok()?;
+        if !canon.starts_with(&self.root) {
+            return None;
+        }
+        Some((File::open(&canon).ok()?, joined))
     }
 
     fn serve(&self, req: &Request<'_, '_>) -> Response {
-        let resolved = match resolve(&self.root, req.target, self.serve_hidden) {
+        let resolved = match resolve(Path::new(""), req.target, self.serve_hidden) {
             Ok(r) => r,
             Err(ResolveError::Hidden) => return self.not_found(),
             Err(e) => {
@@ -119,10 +161,10 @@ impl StaticFiles {
                 return Response::plain_status(e.status_code());
             }
         };
-        let Some(path) = self.contained(&resolved.path) else {
+        let Some((file, path)) = self.open_contained(&resolved.path) else {
             return self.not_found();
         };
-        let Ok(meta) = fs::metadata(&path) else {
+        let Ok(meta) = file.metadata() else {
             return self.not_found();
         };
         if meta.is_dir() {
@@ -132,26 +174,28 @@ impl StaticFiles {
                     .header("Content-Type", "text/plain; charset=utf-8")
                     .body("Moved Permanently\n");
             }
-            let index = path.join("index.html");
-            if let Some(index) = self.contained(&index).filter(|p| p.is_file()) {
-                return self.serve_file(req, &index);
+            if let Some((index, index_path)) =
+                self.open_contained(&resolved.path.join("index.html"))
+            {
+                if let Some(index_meta) = index.metadata().ok().filter(|m| m.is_file()) {
+                    return self.serve_file(req, index, &index_meta, &index_path);
+                }
             }
             if self.list_dirs {
                 return self.listing(&path, &resolved);
             }
             return self.not_found();
         }
-        self.serve_file(req, &path)
+        self.serve_file(req, file, &meta, &path)
     }
 
-    fn serve_file(&self, req: &Request<'_, '_>, path: &Path) -> Response {
-        let (file, meta) = match File::open(path).and_then(|f| f.metadata().map(|m| (f, m))) {
-            Ok(x) => x,
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                return Response::plain_status(403);
-            }
-            Err(_) => return self.not_found(),
-        };
+    fn serve_file(
+        &self,
+        req: &Request<'_, '_>,
+        file: File,
+        meta: &fs::Metadata,
+        path: &Path,
+    ) -> Response {
         if !meta.is_file() {
             return self.not_found();
         }
@@ -175,7 +219,7 @@ impl StaticFiles {
             resp = resp.header("Last-Modified", lm.clone());
         }
         if not_modified(req, &etag, modified) {
-            return with_status(resp, 304);
+            return resp.with_status(304);
         }
         let range = req
             .header("range")
@@ -189,7 +233,8 @@ impl StaticFiles {
         if let (Some(range), true) = (range, if_range_ok) {
             match parse_range(range, len) {
                 RangeSpec::Satisfiable(start, end) => {
-                    return with_status(resp, 206)
+                    return resp
+                        .with_status(206)
                         .header("Content-Range", format!("bytes {start}-{end}/{len}"))
                         .with_body(Body::File {
                             file,
@@ -261,15 +306,6 @@ impl Handler for StaticFiles {
             _ => Response::plain_status(405).header("Allow", ALLOW),
         }
     }
-}
-
-/// Rebuilds `resp` (headers kept, body dropped) with another status.
-fn with_status(resp: Response, status: u16) -> Response {
-    let mut out = Response::new(status);
-    for (n, v) in resp.headers() {
-        out = out.header(n, v);
-    }
-    out
 }
 
 /// A strong validator from size and modification time.

@@ -5,10 +5,12 @@
 //! split the response (CR, LF or NUL in a value; a name that is not a token): such a response is
 //! replaced by a `500` and logged, never sent (the class of bug behind hyper's RUSTSEC-2017-0002).
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::time::SystemTime;
+use std::io::{self, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The body of a [`Response`].
 pub enum Body {
@@ -69,7 +71,7 @@ impl fmt::Debug for Body {
 #[must_use = "a Response does nothing until a handler returns it"]
 pub struct Response {
     status: u16,
-    headers: Vec<(String, String)>,
+    headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     body: Body,
 }
 
@@ -94,8 +96,20 @@ impl Response {
     /// Adds a header. Framing headers (`Content-Length`, `Transfer-Encoding`), `Date` and
     /// `Connection` are the writer's job and are ignored if set here. A name that is not a token, or a
     /// value with CR, LF or NUL, makes the writer send a 500 instead of this response.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
+    pub fn header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Response {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Replaces the status and drops the body, keeping the headers: for answers such as `304` or
+    /// `206` derived from a full response's headers.
+    pub fn with_status(mut self, status: u16) -> Response {
+        self.status = status;
+        self.body = Body::Empty;
         self
     }
 
@@ -121,12 +135,12 @@ impl Response {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| &**v)
     }
 
     /// The headers set so far, in order.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.headers.iter().map(|(n, v)| (&**n, &**v))
     }
 
     /// The body.
@@ -174,6 +188,28 @@ pub struct WriteOptions {
     pub http10_keep_alive: bool,
 }
 
+/// Appends `n` in decimal without allocating.
+fn push_decimal(out: &mut String, n: u64) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{n}");
+}
+
+/// Reads exactly `buf.len()` bytes at `offset` (no shared file position, no seek).
+/// A file that shrank under us is an error: the promised `Content-Length` cannot be met.
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = file;
+        f.seek(SeekFrom::Start(offset))?;
+        f.read_exact(buf)
+    }
+}
+
 /// Is `name` a valid header name (an RFC 9110 token)?
 fn is_token(name: &str) -> bool {
     !name.is_empty()
@@ -191,6 +227,25 @@ fn is_safe_value(value: &str) -> bool {
 fn has_no_content(status: u16) -> bool {
     (100..200).contains(&status) || status == 204 || status == 304
 }
+
+/// Appends the current `Date` value, formatted at most once per second per thread.
+fn push_date(head: &mut String) {
+    thread_local! {
+        static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            *c = (secs, httpdate::fmt_http_date(now));
+        }
+        head.push_str(&c.1);
+    });
+}
+
+/// Bodies up to this size are sent in the same write as the head.
+const COALESCE: u64 = 64 * 1024;
 
 /// Writes `resp` to `out` and returns the number of body bytes sent.
 ///
@@ -223,11 +278,11 @@ pub fn write_response(out: &mut impl Write, resp: Response, opts: WriteOptions) 
     } = resp;
     let mut head = String::with_capacity(256);
     head.push_str("HTTP/1.1 ");
-    head.push_str(&status.to_string());
+    push_decimal(&mut head, u64::from(status));
     head.push(' ');
     head.push_str(reason_phrase(status));
     head.push_str("\r\nDate: ");
-    head.push_str(&httpdate::fmt_http_date(SystemTime::now()));
+    push_date(&mut head);
     head.push_str("\r\n");
     for (name, value) in &headers {
         if ["content-length", "transfer-encoding", "date", "connection"]
@@ -244,7 +299,7 @@ pub fn write_response(out: &mut impl Write, resp: Response, opts: WriteOptions) 
     let no_content = has_no_content(status);
     if !no_content {
         head.push_str("Content-Length: ");
-        head.push_str(&body.len().to_string());
+        push_decimal(&mut head, body.len());
         head.push_str("\r\n");
     }
     if opts.close {
@@ -259,35 +314,35 @@ pub fn write_response(out: &mut impl Write, resp: Response, opts: WriteOptions) 
         return Ok(0);
     }
     let body_len = body.len();
+    let mut all = head.into_bytes();
     match body {
-        Body::Empty => {
-            out.write_all(head.as_bytes())?;
-        }
+        Body::Empty => out.write_all(&all)?,
         Body::Bytes(bytes) => {
-            // One write for small responses: head and body in the same segment.
-            if bytes.len() <= 16 * 1024 {
-                let mut all = head.into_bytes();
+            if bytes.len() as u64 <= COALESCE {
                 all.extend_from_slice(&bytes);
                 out.write_all(&all)?;
             } else {
-                out.write_all(head.as_bytes())?;
+                out.write_all(&all)?;
                 out.write_all(&bytes)?;
             }
         }
-        Body::File {
-            mut file,
-            offset,
-            len,
-        } => {
-            out.write_all(head.as_bytes())?;
-            file.seek(SeekFrom::Start(offset))?;
-            let sent = io::copy(&mut file.take(len), out)?;
-            if sent != len {
-                // The file shrank under us: the promised Content-Length cannot be met.
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shorter than its length",
-                ));
+        Body::File { file, offset, len } => {
+            if len <= COALESCE {
+                // Small file: one write for head and body.
+                let start = all.len();
+                all.resize(start + len as usize, 0);
+                read_exact_at(&file, &mut all[start..], offset)?;
+                out.write_all(&all)?;
+            } else {
+                out.write_all(&all)?;
+                let mut buf = vec![0u8; COALESCE as usize];
+                let (mut pos, end) = (offset, offset + len);
+                while pos < end {
+                    let n = (end - pos).min(COALESCE) as usize;
+                    read_exact_at(&file, &mut buf[..n], pos)?;
+                    out.write_all(&buf[..n])?;
+                    pos += n as u64;
+                }
             }
         }
     }

@@ -251,7 +251,7 @@ fn step(conn: &Conn, shared: &Shared, handler: &dyn Handler) -> Step {
                 consumed,
                 response,
                 panicked,
-                line: access_line(&req),
+                line: access_line(shared, &req),
             }
         }
         Ok(Status::Partial) => Step::Partial,
@@ -294,7 +294,7 @@ fn serve_one(
                 match parse(&conn.buf[..consumed], &mut headers, &shared.config.limits) {
                     Ok(Status::Complete(req, _)) => {
                         let (r, p) = call_handler(conn.peer, handler, &req);
-                        (r, p, access_line(&req))
+                        (r, p, access_line(shared, &req))
                     }
                     _ => (Response::plain_status(500), true, String::from("-")),
                 };
@@ -515,7 +515,11 @@ fn access_log(
 }
 
 /// The request line for the access log, with control bytes, quotes and backslashes escaped.
-fn access_line(req: &Request<'_, '_>) -> String {
+/// Empty (and allocation-free) when the access log is off.
+fn access_line(shared: &Shared, req: &Request<'_, '_>) -> String {
+    if !shared.config.access_log {
+        return String::new();
+    }
     let version = match req.version {
         Version::Http10 => "HTTP/1.0",
         Version::Http11 => "HTTP/1.1",
