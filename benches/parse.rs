@@ -6,6 +6,9 @@
 //!
 //! Run: `cargo bench --bench parse -- --warm-up-time 1 --measurement-time 3`.
 
+// criterion_group!/criterion_main! generate undocumented public items.
+#![allow(missing_docs)]
+
 use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
 use poolserve::http::{EMPTY_HEADER, Limits, Status, parse};
 

@@ -9,8 +9,8 @@
 //!    above the root, hide dot-files). See [`resolve`]'s module docs for the full pipeline.
 //! 3. **Containment.** The file is opened relative to the root with `openat2(RESOLVE_BENEATH)` on
 //!    Linux, so the kernel refuses any resolution — `..` or a symlink — that leaves the root (for an
-//!    absolute symlink, and on other systems:
-//!    canonicalise, then require the canonical root as a prefix). Symlinks that stay inside the root
+//!    absolute symlink, and on other systems: canonicalise, then require the canonical root as a
+//!    prefix). Symlinks that stay inside the root
 //!    work; one pointing outside is answered `404`, as if absent.
 //! 4. **Directories** without a trailing slash are redirected (`301`) to the slash form, with a
 //!    `Location` rebuilt from the normalised segments (never `//host`, so never an open redirect).
@@ -176,10 +176,9 @@ impl StaticFiles {
             }
             if let Some((index, index_path)) =
                 self.open_contained(&resolved.path.join("index.html"))
+                && let Some(index_meta) = index.metadata().ok().filter(|m| m.is_file())
             {
-                if let Some(index_meta) = index.metadata().ok().filter(|m| m.is_file()) {
-                    return self.serve_file(req, index, &index_meta, &index_path);
-                }
+                return self.serve_file(req, index, &index_meta, &index_path);
             }
             if self.list_dirs {
                 return self.listing(&path, &resolved);

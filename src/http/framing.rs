@@ -76,7 +76,7 @@ impl Framing {
 /// > 5. If a message is received without Transfer-Encoding and with an invalid
 /// >    Content-Length header field, then the message framing is invalid and the recipient
 /// >    MUST treat it as an unrecoverable error, unless the field value can be successfully
-/// >    parsed as a comma-separated list (Section 5.6.1 of [HTTP]), all values in the list are
+/// >    parsed as a comma-separated list (Section 5.6.1 of \[HTTP\]), all values in the list are
 /// >    valid, and all values in the list are the same […]. If the unrecoverable error is in a
 /// >    request message, the server MUST respond with a 400 (Bad Request) status code and then
 /// >    close the connection. […]

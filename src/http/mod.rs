@@ -4,7 +4,7 @@
 //! The parsing layer is pure: bytes in, a borrowed [`Request`] (or a [`ParseError`]) out. No I/O,
 //! no allocation on the request-head path, every dimension bounded by [`Limits`].
 //!
-//! * [`parse`] / [`parse_from`]: the request head ([`request`] module). [`parse_from`] is the
+//! * [`parse`] / [`parse_from`]: the request head. [`parse_from`] is the
 //!   incremental entry point for a server that reads into a growing buffer: it only scans the
 //!   new bytes until the head is complete.
 //! * [`framing()`]: the one function that decides how the body is delimited (RFC 9112 §6.3).
