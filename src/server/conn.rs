@@ -20,7 +20,7 @@ use super::Shared;
 use crate::handler::Handler;
 use crate::http::{
     ChunkedDecoder, EMPTY_HEADER, Framing, ParseError, Request, Response, Status, Version,
-    WriteOptions, parse, write_response,
+    WriteOptions, head_end, parse, write_response,
 };
 
 /// How much is read per `read` call.
@@ -119,6 +119,15 @@ impl Write for ResponseWriter<'_> {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// A [`ResponseWriter`] for `conn`.
+fn writer<'a>(conn: &'a Conn, shared: &Shared) -> ResponseWriter<'a> {
+    ResponseWriter {
+        stream: &conn.stream,
+        write_timeout: shared.config.write_timeout,
+        blocking: None,
     }
 }
 
@@ -270,6 +279,28 @@ fn serve_one(
         Step::Partial => return Ok(None),
         Step::Error(e) => {
             log::debug!("{}: bad request: {e}", conn.peer);
+            // Errors in a complete, body-less head leave the framing intact: answer and go on
+            // with the next request. Every other error ends the connection.
+            if let (false, Some(n)) = (e.must_close(), head_end(&conn.buf, 0)) {
+                conn.buf.drain(..n);
+                let opts = WriteOptions {
+                    head_only: false,
+                    close: false,
+                    http10_keep_alive: false,
+                };
+                let mut out = writer(conn, shared);
+                let bytes =
+                    write_response(&mut out, Response::plain_status(e.status_code()), opts)?;
+                drop(out);
+                conn.served += 1;
+                conn.first_byte = if conn.buf.is_empty() {
+                    None
+                } else {
+                    Some(Instant::now())
+                };
+                access_log(conn.peer, shared, "-", e.status_code(), bytes, started);
+                return Ok(Some(true));
+            }
             send_error(conn, shared, e.status_code(), started, true);
             return Ok(Some(false));
         }

@@ -1,0 +1,264 @@
+//! The adversarial catalog at the socket level: every case of classes A–I
+//! (`tests/cases/catalog.txt`) is sent to a running server over TCP, and classes J (ranges and
+//! conditionals) and K (path traversal and the filesystem) are checked against a site built for them.
+//! Each case checks the status, and whether the connection stays usable or is closed.
+#![cfg(not(loom))]
+
+#[path = "common/cases.rs"]
+mod cases;
+mod util;
+
+use std::io::Write;
+use std::net::{Shutdown, TcpStream};
+
+use cases::Answer;
+use poolserve::Server;
+use poolserve::files::StaticFiles;
+use util::*;
+
+/// Statuses that only the parser/framing layer produces.
+const PARSER_ERRORS: [u16; 6] = [400, 413, 414, 431, 501, 505];
+
+/// Reads the next final (non-1xx) response.
+fn final_reply(s: &mut TcpStream, head_only: bool) -> Option<Reply> {
+    loop {
+        let r = read_reply(s, head_only)?;
+        if r.status >= 200 {
+            return Some(r);
+        }
+    }
+}
+
+/// The connection is still usable: another request on it is answered.
+fn still_open(s: &mut TcpStream) -> bool {
+    if s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: a\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    final_reply(s, false).is_some_and(|r| r.status == 200)
+}
+
+#[test_log::test]
+fn catalog_classes_a_to_i_over_tcp() {
+    let site = Site::new();
+    let srv = Running::start(
+        Server::builder().threads(2),
+        StaticFiles::new(&site.root).unwrap(),
+    );
+    let all = cases::load();
+    assert!(all.len() >= 100, "the catalog has {} cases", all.len());
+    let mut failures = Vec::new();
+    for case in &all {
+        let mut s = connect(srv.addr);
+        if s.write_all(&case.raw).is_err() {
+            failures.push(format!("{}: write failed", case.name));
+            continue;
+        }
+        let head_only = case.raw.starts_with(b"HEAD");
+        let mut problem = None;
+        let mut incomplete = false;
+        for (i, answer) in case.expect.iter().enumerate() {
+            match answer {
+                Answer::Incomplete => {
+                    incomplete = true;
+                    break;
+                }
+                Answer::Status(want) => match final_reply(&mut s, head_only) {
+                    Some(r) if r.status == *want => {}
+                    Some(r) => {
+                        problem = Some(format!("request {i}: status {} (wanted {want})", r.status))
+                    }
+                    None => problem = Some(format!("request {i}: no response (wanted {want})")),
+                },
+                Answer::Ok => match final_reply(&mut s, head_only) {
+                    Some(r) => {
+                        let want = if i == 0 { case.server } else { None };
+                        if let Some(want) = want.filter(|w| *w != r.status) {
+                            problem =
+                                Some(format!("request {i}: status {} (wanted {want})", r.status));
+                        } else if PARSER_ERRORS.contains(&r.status) {
+                            problem = Some(format!(
+                                "request {i}: accepted by the parser, but the server said {}",
+                                r.status
+                            ));
+                        }
+                    }
+                    None => problem = Some(format!("request {i}: no response")),
+                },
+            }
+            if problem.is_some() {
+                break;
+            }
+        }
+        if problem.is_none() {
+            if incomplete {
+                // The client gives up: the server closes without a response.
+                let _ = s.shutdown(Shutdown::Write);
+                if final_reply(&mut s, head_only).is_some() {
+                    problem = Some("answered an incomplete request".into());
+                }
+            } else if case.close && !closed_by_peer(&mut s) {
+                problem = Some("connection left open (wanted close)".into());
+            } else if !case.close && !still_open(&mut s) {
+                problem = Some("connection closed or unusable (wanted open)".into());
+            }
+        }
+        if let Some(p) = problem {
+            failures.push(format!("{}: {p}", case.name));
+        }
+    }
+    // The server is still up after all of it.
+    assert_eq!(get(srv.addr, "/hello.txt").status, 200);
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
+}
+
+#[test_log::test]
+fn catalog_class_j_ranges_and_conditionals() {
+    let site = Site::new();
+    std::fs::write(site.root.join("k.bin"), vec![b'x'; 1000]).unwrap();
+    let srv = Running::start(
+        Server::builder().threads(2),
+        StaticFiles::new(&site.root).unwrap(),
+    );
+    let etag = get(srv.addr, "/k.bin").header("etag").unwrap().to_string();
+    let ask = |extra: &str, method: &str| -> Reply {
+        let raw = format!("{method} /k.bin HTTP/1.1\r\nHost: a\r\n{extra}\r\n");
+        let mut s = connect(srv.addr);
+        s.write_all(raw.as_bytes()).unwrap();
+        let reply = final_reply(&mut s, false).expect("a response");
+        assert!(
+            reply.status == 405 || still_open(&mut s),
+            "{extra}: connection kept open"
+        );
+        reply
+    };
+    // J1
+    let r = ask("Range: bytes=0-99\r\n", "GET");
+    assert_eq!((r.status, r.body.len()), (206, 100));
+    assert_eq!(r.header("content-range"), Some("bytes 0-99/1000"));
+    // J2
+    let r = ask("Range: bytes=5000-\r\n", "GET");
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("content-range"), Some("bytes */1000"));
+    // J3
+    for bad in ["bytes=5-2", "bytes=abc"] {
+        let r = ask(&format!("Range: {bad}\r\n"), "GET");
+        assert_eq!((r.status, r.body.len()), (200, 1000), "{bad}");
+    }
+    // J4: many (overlapping) ranges are ignored: the whole file.
+    let many = vec!["0-0"; 1000].join(",");
+    let r = ask(&format!("Range: bytes={many}\r\n"), "GET");
+    assert_eq!((r.status, r.body.len()), (200, 1000));
+    // J5: POST with Range: the Range is ignored; POST is not allowed on a file.
+    let r = ask("Range: bytes=0-1\r\nContent-Length: 0\r\n", "POST");
+    assert_eq!(r.status, 405);
+    // J6
+    for inm in [etag.as_str(), "*"] {
+        let raw = format!("GET /k.bin HTTP/1.1\r\nHost: a\r\nIf-None-Match: {inm}\r\n\r\n");
+        let mut s = connect(srv.addr);
+        s.write_all(raw.as_bytes()).unwrap();
+        let r = read_reply(&mut s, true).unwrap();
+        assert_eq!(r.status, 304, "{inm}");
+        assert_eq!(r.header("etag"), Some(etag.as_str()));
+        assert!(r.header("last-modified").is_some() && r.header("date").is_some());
+        assert!(still_open(&mut s));
+    }
+    // J7: INM wins over a future IMS.
+    let r = ask(
+        "If-None-Match: \"x\"\r\nIf-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT\r\n",
+        "GET",
+    );
+    assert_eq!(r.status, 200);
+    // J8: an invalid date is ignored.
+    let r = ask("If-Modified-Since: garbage\r\n", "GET");
+    assert_eq!(r.status, 200);
+}
+
+#[test_log::test]
+fn catalog_class_k_paths_and_filesystem() {
+    let site = Site::new();
+    std::fs::create_dir_all(site.root.join("docs")).unwrap();
+    std::fs::create_dir_all(site.root.join("evil.example/..")).ok();
+    std::fs::create_dir_all(site.root.join("evil.example")).unwrap();
+    std::fs::write(site.root.join("docs/<img src=x onerror=alert(1)>.txt"), "x").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("/etc", site.root.join("link")).unwrap();
+    let srv = Running::start(
+        Server::builder().threads(2),
+        StaticFiles::new(&site.root).unwrap().list_dirs(true),
+    );
+    let cases: &[(&str, &str, u16)] = &[
+        ("K1", "/../../etc/passwd", 400),
+        ("K2", "/%2e%2e/%2e%2e/etc/passwd", 400),
+        ("K3", "/%2e%2e%2f%2e%2e%2fetc%2fpasswd", 400),
+        ("K4", "/..%5c..%5cwindows%5cwin.ini", 400),
+        ("K5", "/..\\..\\etc\\passwd", 400),
+        ("K6", "/%252e%252e/%252e%252e/etc/passwd", 404),
+        ("K7", "/index.html%00.txt", 400),
+        ("K8", "//etc/passwd", 404),
+        ("K9", "/C:/Windows/win.ini", 400),
+        ("K9b", "/foo/c:/x", 400),
+        ("K10", "/%c0%ae%c0%ae/etc/passwd", 400),
+        ("K11", "/link/passwd", 404),
+        ("K12", "/.git/config", 404),
+        ("K12b", "/.env", 404),
+        // The catalog allows 404; ours is 400 because `:` is refused in paths (K9) before the
+        // lookup. Either way the decoded CR/LF never reaches a header (checked below).
+        ("K16", "/%0d%0aSet-Cookie:%20x=y", 400),
+        ("K17", "/CON", 404),
+        ("K17b", "/hello.txt.", 404),
+        ("K17c", "/hello.txt::$DATA", 400),
+        ("K18", "/./a/../index.html", 200),
+    ];
+    let mut failures = Vec::new();
+    for (id, target, want) in cases {
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+        let mut s = connect(srv.addr);
+        s.write_all(raw.as_bytes()).unwrap();
+        match final_reply(&mut s, false) {
+            Some(r) => {
+                if r.status != *want {
+                    failures.push(format!("{id} {target}: {} (wanted {want})", r.status));
+                }
+                if r.text().contains(SECRET) || r.text().contains("root:") {
+                    failures.push(format!("{id} {target}: leaked a file outside the root"));
+                }
+                if r.headers.iter().any(|(n, _)| n == "set-cookie") {
+                    failures.push(format!("{id} {target}: header injection"));
+                }
+                // The parser rejects K5's raw backslash (framing is lost: close); every other case
+                // is a well-framed request, so the connection stays usable.
+                let parser_rejected = *id == "K5";
+                if !parser_rejected && !still_open(&mut s) {
+                    failures.push(format!("{id} {target}: connection not kept open"));
+                }
+            }
+            None => failures.push(format!("{id} {target}: no response")),
+        }
+    }
+    // K13: a directory redirects to its slash form with one leading slash.
+    let r = get(srv.addr, "/docs");
+    assert_eq!((r.status, r.header("location")), (301, Some("/docs/")));
+    // K14: never a protocol-relative Location.
+    let r = get(srv.addr, "//evil.example/%2e%2e");
+    assert!(
+        r.header("location").is_none_or(|l| !l.starts_with("//")),
+        "{:?}",
+        r.header("location")
+    );
+    // K15: the listing escapes names and is served as HTML with nosniff.
+    let r = get(srv.addr, "/docs/");
+    assert_eq!(r.status, 200);
+    assert!(!r.text().contains("<img"), "{}", r.text());
+    assert!(r.text().contains("&lt;img src=x onerror=alert(1)&gt;.txt"));
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
