@@ -163,7 +163,7 @@ impl ThreadPool {
     /// # Errors
     ///
     /// [`PoolError::CalledFromWorker`] when called from one of this pool's workers (it would wait
-    /// for itself).
+    /// for itself). The pool is left as it was.
     pub fn wait_idle(&self) -> Result<(), PoolError> {
         self.refuse_from_worker()?;
         let st = self.shared.lock();
@@ -180,7 +180,7 @@ impl ThreadPool {
     /// [`PoolError::CalledFromWorker`] when called from one of this pool's workers. The pool still
     /// stops accepting and its workers drain the queue and exit, but nobody waits for them.
     pub fn shutdown(mut self) -> Result<ShutdownReport, PoolError> {
-        self.refuse_from_worker()?;
+        self.refuse_shutdown_from_worker()?;
         self.shared.begin_shutdown(Phase::Draining);
         Ok(self.join_all())
     }
@@ -190,10 +190,11 @@ impl ThreadPool {
     ///
     /// # Errors
     ///
-    /// [`PoolError::CalledFromWorker`] when called from one of this pool's workers. The jobs are
-    /// then neither returned nor run; they are dropped with the queue as the workers exit.
+    /// [`PoolError::CalledFromWorker`] when called from one of this pool's workers. The pool then
+    /// stops accepting as with [`close`](Self::close): the queued jobs cannot be handed back
+    /// through the error, so they still run, and nobody waits for them.
     pub fn shutdown_now(mut self) -> Result<(ShutdownReport, Vec<Job>), PoolError> {
-        self.refuse_from_worker()?;
+        self.refuse_shutdown_from_worker()?;
         let unrun = self.shared.begin_shutdown(Phase::Stopping);
         Ok((self.join_all(), unrun))
     }
@@ -206,7 +207,7 @@ impl ThreadPool {
     ///
     /// [`PoolError::CalledFromWorker`] as for [`shutdown`](Self::shutdown).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Result<ShutdownReport, PoolError> {
-        self.refuse_from_worker()?;
+        self.refuse_shutdown_from_worker()?;
         self.shared.begin_shutdown(Phase::Draining);
         let deadline = Instant::now() + timeout;
         let st = self.shared.lock();
@@ -264,14 +265,23 @@ impl ThreadPool {
         self.shared.lock().phase != Phase::Running
     }
 
+    /// Refuses to wait on one of this pool's own workers (it would wait for itself).
     fn refuse_from_worker(&self) -> Result<(), PoolError> {
         if self.shared.is_current_worker() {
-            // Waiting here would deadlock; still stop accepting so the pool winds down.
-            self.shared.begin_shutdown(Phase::Draining);
-            log::warn!("pool: wait/shutdown called from one of its own workers; not waiting");
+            log::warn!("pool: wait requested from one of its own workers; refused");
             return Err(PoolError::CalledFromWorker);
         }
         Ok(())
+    }
+
+    /// For the shutdown calls: on one of this pool's own workers, still stop accepting (so the pool
+    /// winds down), but refuse to wait.
+    fn refuse_shutdown_from_worker(&self) -> Result<(), PoolError> {
+        let refused = self.refuse_from_worker();
+        if refused.is_err() {
+            self.shared.begin_shutdown(Phase::Draining);
+        }
+        refused
     }
 
     /// Joins every worker (shutdown must have begun) and reports. Never panics: a worker thread that

@@ -1,0 +1,191 @@
+//! NEGATIVE EXAMPLES: deliberately broken mini-protocols, each a classic pool mistake, built from
+//! the same `poolserve::sync` primitives the real pool uses. Each test passes only if loom FINDS
+//! the bug (and fails with the expected message). They prove the suite has teeth: a checker that
+//! cannot catch these could not vouch for the real protocol either.
+//!
+//! None of this code is the pool's; the real protocol is modelled in `pool.rs`.
+#![cfg(loom)]
+
+mod support;
+
+use poolserve::sync::atomic::{AtomicBool, Ordering};
+use poolserve::sync::{Arc, Condvar, Mutex, lock, thread, wait, wait_while};
+use support::{LeakOnUnwind, expect_failure, silence_panics_containing};
+
+/// Default preemption bound for the negative examples: small, since each bug shows up within one
+/// or two preemptions and loom stops at the first failing interleaving.
+const BOUND: usize = 2;
+
+/// The mini-pool's state: a count of pending (unit) jobs and a shutdown flag, behind one lock.
+#[derive(Default)]
+struct MiniState {
+    jobs: usize,
+    shutdown: bool,
+}
+
+/// One lock and one condition variable ("a job was queued or shutdown began").
+#[derive(Default)]
+struct Mini {
+    state: Mutex<MiniState>,
+    work: Condvar,
+}
+
+impl Mini {
+    /// A shared mini-pool, leaked instead of dropped if loom fails (see [`LeakOnUnwind`]).
+    fn new() -> LeakOnUnwind<Arc<Self>> {
+        LeakOnUnwind::new(Arc::new(Mini::default()))
+    }
+
+    /// A *correct* worker: sleeps in a loop, under the lock, until a job or shutdown.
+    fn correct_worker(&self) {
+        loop {
+            let mut st = wait_while(&self.work, lock(&self.state), |st| {
+                st.jobs == 0 && !st.shutdown
+            });
+            if st.jobs == 0 {
+                return; // shutting down and drained
+            }
+            st.jobs -= 1;
+        }
+    }
+
+    fn submit(&self) {
+        lock(&self.state).jobs += 1;
+        self.work.notify_one();
+    }
+}
+
+/// NEGATIVE EXAMPLE 1 (the Rust Book's warning): a pool whose `Drop` joins its workers *before*
+/// signalling shutdown. A worker waiting for work is never told to stop, so the join waits forever.
+#[test]
+fn negative_join_before_signal_deadlocks() {
+    let msg = expect_failure("negative_join_before_signal_deadlocks", BOUND, || {
+        let mini = Mini::new();
+        let worker = thread::spawn({
+            let mini = mini.share();
+            move || mini.correct_worker()
+        });
+        mini.submit();
+        // BUG: join first...
+        worker.join().expect("worker");
+        // ...signal second (never reached).
+        lock(&mini.state).shutdown = true;
+        mini.work.notify_all();
+    });
+    assert!(
+        msg.contains("deadlock"),
+        "loom failed for another reason: {msg}"
+    );
+}
+
+/// NEGATIVE EXAMPLE 2: shutdown wakes *one* sleeper (`notify_one`) where every sleeper must
+/// re-check the phase (`notify_all`). With two idle workers, one sleeps on and its join hangs.
+#[test]
+fn negative_notify_one_at_shutdown_strands_a_worker() {
+    let msg = expect_failure(
+        "negative_notify_one_at_shutdown_strands_a_worker",
+        BOUND,
+        || {
+            let mini = Mini::new();
+            let workers: Vec<_> = (0..2)
+                .map(|_| {
+                    let mini = mini.share();
+                    thread::spawn(move || mini.correct_worker())
+                })
+                .collect();
+            lock(&mini.state).shutdown = true;
+            mini.work.notify_one(); // BUG: must be notify_all
+            for w in workers {
+                w.join().expect("worker");
+            }
+        },
+    );
+    assert!(
+        msg.contains("deadlock"),
+        "loom failed for another reason: {msg}"
+    );
+}
+
+/// NEGATIVE EXAMPLE 3: a worker that waits with `if` instead of `while`. Shutdown and a new job
+/// share one condition variable and the submitter wakes everyone; a worker woken for a job another
+/// worker already took proceeds as if the job were there.
+#[test]
+fn negative_wait_not_in_loop_wakes_without_a_job() {
+    const MARKER: &str = "woken without a job and not shutting down";
+    silence_panics_containing(MARKER);
+    let msg = expect_failure(
+        "negative_wait_not_in_loop_wakes_without_a_job",
+        BOUND,
+        || {
+            let mini = Mini::new();
+            let workers: Vec<_> = (0..2)
+                .map(|_| {
+                    let mini = mini.share();
+                    thread::spawn(move || {
+                        loop {
+                            let mut st = lock(&mini.state);
+                            if st.jobs == 0 && !st.shutdown {
+                                st = wait(&mini.work, st); // BUG: `if`, not a loop
+                            }
+                            if st.jobs == 0 {
+                                assert!(st.shutdown, "{MARKER}");
+                                return;
+                            }
+                            st.jobs -= 1;
+                        }
+                    })
+                })
+                .collect();
+            lock(&mini.state).jobs += 1;
+            mini.work.notify_all();
+            lock(&mini.state).shutdown = true;
+            mini.work.notify_all();
+            for w in workers {
+                w.join().expect("worker");
+            }
+        },
+    );
+    assert!(
+        msg.contains(MARKER),
+        "loom failed for another reason: {msg}"
+    );
+}
+
+/// NEGATIVE EXAMPLE 4: the stop flag lives outside the lock (an atomic) and is checked before
+/// locking; the stopper sets it and notifies without taking the lock. The notification can land
+/// between the worker's check and its wait: a lost wake-up, and the join hangs.
+#[test]
+fn negative_flag_checked_outside_lock_loses_wakeup() {
+    let msg = expect_failure(
+        "negative_flag_checked_outside_lock_loses_wakeup",
+        BOUND,
+        || {
+            let stop = LeakOnUnwind::new(Arc::new(AtomicBool::new(false)));
+            let pair = LeakOnUnwind::new(Arc::new((Mutex::new(0_usize), Condvar::new())));
+            let worker = {
+                let (stop, pair) = (stop.share(), pair.share());
+                thread::spawn(move || {
+                    let (jobs, cv) = &**pair;
+                    loop {
+                        if stop.load(Ordering::SeqCst) {
+                            return; // BUG: checked outside the lock...
+                        }
+                        let mut n = lock(jobs);
+                        if *n > 0 {
+                            *n -= 1;
+                            continue;
+                        }
+                        drop(wait(cv, n)); // ...so a stop signalled in between is missed
+                    }
+                })
+            };
+            stop.store(true, Ordering::SeqCst);
+            pair.1.notify_all(); // without the lock
+            worker.join().expect("worker");
+        },
+    );
+    assert!(
+        msg.contains("deadlock"),
+        "loom failed for another reason: {msg}"
+    );
+}
