@@ -8,9 +8,13 @@
 //! thousand sockets and small structs, not a thousand workers.
 //!
 //! Ownership is exclusive: a connection is either in its [`Slot`] (parked) or moved into exactly one
-//! job (dispatched), never both. Readiness that arrives while it is dispatched is remembered in
-//! `Slot::pending` and acted on when it comes back, so no wake-up is lost to the race between a
-//! worker's last read and its return.
+//! job (dispatched), never both. The slots live behind one lock shared by the loop and the jobs, so a
+//! worker parks its connection itself, with no round trip through the loop. Readiness that arrives
+//! while a connection is dispatched is remembered in `Slot::pending`; the worker checks it under the
+//! same lock when it is done and serves the connection again instead of parking it, so no wake-up
+//! is lost to the race between a worker's last read and its parking. To stay fair, a worker serves
+//! one connection at most [`MAX_ROUNDS`] times in a row; then it queues it for the loop to dispatch
+//! again (`Slots::ready`) and wakes the loop.
 //!
 //! Deadlines are checked on every tick (at most [`TICK`] apart): an idle connection past the
 //! keep-alive timeout is closed silently; one with part of a head past the header deadline is
@@ -39,18 +43,32 @@ pub(crate) const TICK: Duration = Duration::from_millis(100);
 const LISTENER: Token = Token(usize::MAX - 1);
 pub(crate) const WAKER: Token = Token(usize::MAX);
 
+/// How many times in a row one job serves the same connection before handing it back to the loop.
+const MAX_ROUNDS: usize = 8;
+
 /// A connection's place in the loop.
 struct Slot {
     /// `Some` while parked here; `None` while a worker has it.
     conn: Option<Conn>,
-    /// Readiness arrived while dispatched: dispatch again as soon as it comes back.
+    /// Readiness arrived while dispatched: serve it again as soon as the worker is done.
     pending: bool,
     /// When it was last parked (the keep-alive timeout runs from here).
     parked_at: Instant,
 }
 
-/// What a worker sends back: the slot id and what became of the connection.
-type Returned = (usize, Outcome);
+/// Every open connection, shared by the loop and the jobs. The lock protects the map and the
+/// `ready` list; it is never held while serving a connection or doing I/O.
+#[derive(Default)]
+struct Slots {
+    map: HashMap<usize, Slot>,
+    /// Parked connections that need a dispatch without a new readiness event (a worker gave one
+    /// back after [`MAX_ROUNDS`]); the loop drains it after every wake-up.
+    ready: Vec<usize>,
+}
+
+fn lock(slots: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
+    slots.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Counts of what the loop did, for [`ServeReport`](super::ServeReport).
 #[derive(Default)]
@@ -59,17 +77,60 @@ pub(crate) struct Counts {
     pub(crate) rejected: u64,
 }
 
+/// What a job needs besides its connection.
+struct JobContext {
+    shared: Arc<Shared>,
+    handler: Arc<dyn Handler>,
+    slots: Arc<Mutex<Slots>>,
+    waker: Arc<Waker>,
+}
+
+impl JobContext {
+    /// Serves connection `id` until it is parked, closed, or has had its [`MAX_ROUNDS`].
+    fn run(&self, id: usize, mut conn: Conn, mut timed_out: bool) {
+        for round in 1..=MAX_ROUNDS {
+            let outcome = conn::on_readable(conn, &self.shared, &*self.handler, timed_out);
+            timed_out = false;
+            let mut slots = lock(&self.slots);
+            match outcome {
+                Outcome::Closed => {
+                    slots.map.remove(&id);
+                    return;
+                }
+                Outcome::Park { conn: back, again } => {
+                    let Some(slot) = slots.map.get_mut(&id) else {
+                        return;
+                    }; // closed at shutdown
+                    let again = std::mem::take(&mut slot.pending) || again;
+                    if !again {
+                        slot.parked_at = Instant::now();
+                        slot.conn = Some(back);
+                        return;
+                    }
+                    if round == MAX_ROUNDS {
+                        slot.conn = Some(back);
+                        slots.ready.push(id);
+                        drop(slots);
+                        if let Err(e) = self.waker.wake() {
+                            log::error!("cannot wake the event loop: {e}");
+                        }
+                        return;
+                    }
+                    conn = back;
+                }
+            }
+        }
+    }
+}
+
 pub(crate) struct EventLoop {
     poll: Poll,
     listener: TcpListener,
     shared: Arc<Shared>,
     pool: ThreadPool,
-    handler: Arc<dyn Handler>,
-    slots: HashMap<usize, Slot>,
+    jobs: Arc<JobContext>,
+    slots: Arc<Mutex<Slots>>,
     next_id: usize,
-    /// Connections handed back by workers, read after every wake-up.
-    returned: Arc<Mutex<Vec<Returned>>>,
-    waker: Arc<Waker>,
     counts: Counts,
     /// `accept` failed with something other than WouldBlock (e.g. EMFILE): retry after a back-off,
     /// since an edge-triggered listener will not report the waiting connections again.
@@ -92,16 +153,21 @@ impl EventLoop {
             LISTENER,
             Interest::READABLE,
         )?;
+        let slots = Arc::new(Mutex::new(Slots::default()));
+        let jobs = Arc::new(JobContext {
+            shared: Arc::clone(&shared),
+            handler,
+            slots: Arc::clone(&slots),
+            waker,
+        });
         Ok(EventLoop {
             poll,
             listener,
             shared,
             pool,
-            handler,
-            slots: HashMap::new(),
+            jobs,
+            slots,
             next_id: 0,
-            returned: Arc::new(Mutex::new(Vec::new())),
-            waker,
             counts: Counts::default(),
             accept_retry_at: None,
             backoff: Duration::from_millis(5),
@@ -127,7 +193,7 @@ impl EventLoop {
                     Token(id) => self.on_ready(id),
                 }
             }
-            self.take_returned();
+            self.dispatch_ready();
             if self.accept_retry_at.is_some_and(|t| Instant::now() >= t) {
                 self.accept_all();
             }
@@ -148,7 +214,7 @@ impl EventLoop {
                     if self.shared.stopping() {
                         return;
                     }
-                    if self.slots.len() >= self.shared.config.max_connections {
+                    if lock(&self.slots).map.len() >= self.shared.config.max_connections {
                         self.counts.rejected += 1;
                         refuse(stream, peer);
                         continue;
@@ -162,25 +228,29 @@ impl EventLoop {
                     }
                     let id = self.next_id;
                     self.next_id = self.next_id.wrapping_add(1) % (usize::MAX - 2);
-                    let fd = stream.as_raw_fd();
-                    if let Err(e) = self.poll.registry().register(
-                        &mut SourceFd(&fd),
-                        Token(id),
-                        Interest::READABLE,
-                    ) {
+                    // Insert before registering: the first readiness event must find the slot.
+                    let slot = Slot {
+                        conn: Some(Conn::new(stream, peer)),
+                        pending: false,
+                        parked_at: Instant::now(),
+                    };
+                    let mut slots = lock(&self.slots);
+                    let fd = slot.conn.as_ref().map(|c| c.stream.as_raw_fd());
+                    slots.map.insert(id, slot);
+                    drop(slots);
+                    let registered = fd.map(|fd| {
+                        self.poll.registry().register(
+                            &mut SourceFd(&fd),
+                            Token(id),
+                            Interest::READABLE,
+                        )
+                    });
+                    if let Some(Err(e)) = registered {
                         log::warn!("{peer}: cannot register connection: {e}");
+                        lock(&self.slots).map.remove(&id);
                         continue;
                     }
                     self.counts.connections += 1;
-                    let now = Instant::now();
-                    self.slots.insert(
-                        id,
-                        Slot {
-                            conn: Some(Conn::new(stream, peer)),
-                            pending: false,
-                            parked_at: now,
-                        },
-                    );
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -195,62 +265,45 @@ impl EventLoop {
         }
     }
 
+    /// A readiness event: dispatch the connection if it is parked, else note it for its worker.
     fn on_ready(&mut self, id: usize) {
-        let Some(slot) = self.slots.get_mut(&id) else {
+        let mut slots = lock(&self.slots);
+        let Some(slot) = slots.map.get_mut(&id) else {
             return;
         };
         match slot.conn.take() {
-            Some(conn) => self.dispatch(id, conn, false),
+            Some(conn) => {
+                drop(slots);
+                self.dispatch(id, conn, false);
+            }
             None => slot.pending = true,
+        }
+    }
+
+    /// Dispatches the connections that workers handed back after their [`MAX_ROUNDS`].
+    fn dispatch_ready(&mut self) {
+        let mut slots = lock(&self.slots);
+        let ready = std::mem::take(&mut slots.ready);
+        let conns: Vec<(usize, Conn)> = ready
+            .into_iter()
+            .filter_map(|id| Some((id, slots.map.get_mut(&id)?.conn.take()?)))
+            .collect();
+        drop(slots);
+        for (id, conn) in conns {
+            self.dispatch(id, conn, false);
         }
     }
 
     /// Hands a connection to the pool. Never blocks: the pool's queue holds `max_connections`
     /// jobs and each connection is in it at most once.
     fn dispatch(&mut self, id: usize, conn: Conn, timed_out: bool) {
-        let shared = Arc::clone(&self.shared);
-        let handler = Arc::clone(&self.handler);
-        let returned = Arc::clone(&self.returned);
-        let waker = Arc::clone(&self.waker);
-        let job = move || {
-            let outcome = conn::on_readable(conn, &shared, &*handler, timed_out);
-            returned
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push((id, outcome));
-            if let Err(e) = waker.wake() {
-                log::error!("cannot wake the event loop: {e}");
-            }
-        };
-        if let Err(e) = self.pool.try_execute(job) {
+        let jobs = Arc::clone(&self.jobs);
+        if let Err(e) = self.pool.try_execute(move || jobs.run(id, conn, timed_out)) {
             // Only at shutdown (or if the bound were wrong): the job, and the socket in it, is
             // dropped, which closes the connection.
             log::warn!("connection dropped: {e}");
             drop(e.into_inner());
-            self.slots.remove(&id);
-        }
-    }
-
-    fn take_returned(&mut self) {
-        let returned =
-            std::mem::take(&mut *self.returned.lock().unwrap_or_else(PoisonError::into_inner));
-        for (id, outcome) in returned {
-            match outcome {
-                Outcome::Closed => {
-                    self.slots.remove(&id);
-                }
-                Outcome::Park { conn, again } => {
-                    let Some(slot) = self.slots.get_mut(&id) else {
-                        continue;
-                    };
-                    if again || std::mem::take(&mut slot.pending) {
-                        self.dispatch(id, conn, false);
-                    } else {
-                        slot.parked_at = Instant::now();
-                        slot.conn = Some(conn);
-                    }
-                }
-            }
+            lock(&self.slots).map.remove(&id);
         }
     }
 
@@ -259,7 +312,8 @@ impl EventLoop {
     fn expire(&mut self, now: Instant) {
         let cfg = &self.shared.config;
         let mut late = Vec::new();
-        self.slots.retain(|&id, slot| {
+        let mut slots = lock(&self.slots);
+        slots.map.retain(|&id, slot| {
             let Some(conn) = &slot.conn else { return true };
             match conn.first_byte {
                 Some(first) if conn.has_partial() => {
@@ -271,25 +325,31 @@ impl EventLoop {
                 _ => now < slot.parked_at + cfg.keep_alive_timeout,
             }
         });
-        for id in late {
-            if let Some(conn) = self.slots.get_mut(&id).and_then(|s| s.conn.take()) {
-                self.dispatch(id, conn, true);
-            }
+        let late: Vec<(usize, Conn)> = late
+            .into_iter()
+            .filter_map(|id| Some((id, slots.map.get_mut(&id)?.conn.take()?)))
+            .collect();
+        drop(slots);
+        for (id, conn) in late {
+            self.dispatch(id, conn, true);
         }
     }
 
-    fn shut_down(mut self) -> io::Result<(Counts, usize)> {
+    fn shut_down(self) -> io::Result<(Counts, usize)> {
         let _ = self
             .poll
             .registry()
             .deregister(&mut SourceFd(&self.listener.as_raw_fd()));
         drop(self.listener);
         // Parked connections have no request in flight: close them now.
-        let parked = self.slots.values().filter(|s| s.conn.is_some()).count();
-        self.slots.retain(|_, s| s.conn.is_none());
+        let mut slots = lock(&self.slots);
+        let parked = slots.map.values().filter(|s| s.conn.is_some()).count();
+        slots.map.retain(|_, s| s.conn.is_none());
+        let in_flight = slots.map.len();
+        drop(slots);
         log::info!(
             "draining: closed {parked} idle connections, {} in flight",
-            self.slots.len()
+            in_flight
         );
         // In-flight connections see `stopping`, answer with `Connection: close` and close.
         let report = self
