@@ -46,6 +46,9 @@ pub(crate) struct Conn {
     served: usize,
     /// When the first byte of the request now in `buf` arrived (the header deadline runs from it).
     pub(crate) first_byte: Option<Instant>,
+    /// The poller saw the peer shut down its side: read to the end (EOF) rather than stopping at
+    /// a short read, since no further readiness event will come.
+    pub(crate) peer_closed: bool,
 }
 
 /// What the worker did with a connection.
@@ -66,6 +69,7 @@ impl Conn {
             buf: Vec::new(),
             served: 0,
             first_byte: None,
+            peer_closed: false,
         }
     }
 
@@ -205,7 +209,7 @@ pub(crate) fn on_readable(
             Ok(n) => {
                 conn.buf.truncate(start + n);
                 conn.first_byte.get_or_insert_with(Instant::now);
-                if n < READ_CHUNK {
+                if n < READ_CHUNK && !conn.peer_closed {
                     break; // drained what was there (the next read would say WouldBlock)
                 }
             }
@@ -282,27 +286,27 @@ fn serve_one(
             // Errors in a complete, body-less head leave the framing intact: answer and go on
             // with the next request. Every other error ends the connection.
             if let (false, Some(n)) = (e.must_close(), head_end(&conn.buf, 0)) {
+                // Keep-alive only for HTTP/1.1 (the head is complete, so its first line is whole).
+                let line_end = memchr::memchr(b'\n', &conn.buf).unwrap_or(0);
+                let http11 = conn.buf[..line_end].ends_with(b"HTTP/1.1\r");
                 conn.buf.drain(..n);
-                let opts = WriteOptions {
+                let head = Head {
+                    framing: Framing::None,
+                    keep_alive: http11,
+                    expect_continue: false,
                     head_only: false,
-                    close: false,
-                    http10_keep_alive: false,
+                    http10: false,
                 };
-                let mut out = writer(conn, shared);
-                let bytes =
-                    write_response(&mut out, Response::plain_status(e.status_code()), opts)?;
-                drop(out);
-                conn.served += 1;
-                conn.first_byte = if conn.buf.is_empty() {
-                    None
-                } else {
-                    Some(Instant::now())
-                };
-                access_log(conn.peer, shared, "-", e.status_code(), bytes, started);
-                return Ok(Some(true));
+                (
+                    head,
+                    Response::plain_status(e.status_code()),
+                    false,
+                    String::from("-"),
+                )
+            } else {
+                send_error(conn, shared, e.status_code(), started, true);
+                return Ok(Some(false));
             }
-            send_error(conn, shared, e.status_code(), started, true);
-            return Ok(Some(false));
         }
         Step::Answered {
             head,
@@ -344,11 +348,7 @@ fn serve_one(
         close,
         http10_keep_alive: head.http10 && !close,
     };
-    let mut out = ResponseWriter {
-        stream: &conn.stream,
-        write_timeout: cfg.write_timeout,
-        blocking: None,
-    };
+    let mut out = writer(conn, shared);
     let bytes = write_response(&mut out, response, opts)?;
     drop(out);
     conn.served += 1;

@@ -52,6 +52,8 @@ struct Slot {
     conn: Option<Conn>,
     /// Readiness arrived while dispatched: serve it again as soon as the worker is done.
     pending: bool,
+    /// That readiness said the peer closed its side (see [`EventLoop::on_ready`]).
+    peer_closed: bool,
     /// When it was last parked (the keep-alive timeout runs from here).
     parked_at: Instant,
 }
@@ -102,6 +104,8 @@ impl JobContext {
                         return;
                     }; // closed at shutdown
                     let again = std::mem::take(&mut slot.pending) || again;
+                    let mut back = back;
+                    back.peer_closed |= std::mem::take(&mut slot.peer_closed);
                     if !again {
                         slot.parked_at = Instant::now();
                         slot.conn = Some(back);
@@ -190,7 +194,7 @@ impl EventLoop {
                 match event.token() {
                     LISTENER => self.accept_all(),
                     WAKER => {}
-                    Token(id) => self.on_ready(id),
+                    Token(id) => self.on_ready(id, event.is_read_closed() || event.is_error()),
                 }
             }
             self.dispatch_ready();
@@ -232,6 +236,7 @@ impl EventLoop {
                     let slot = Slot {
                         conn: Some(Conn::new(stream, peer)),
                         pending: false,
+                        peer_closed: false,
                         parked_at: Instant::now(),
                     };
                     let mut slots = lock(&self.slots);
@@ -266,17 +271,24 @@ impl EventLoop {
     }
 
     /// A readiness event: dispatch the connection if it is parked, else note it for its worker.
-    fn on_ready(&mut self, id: usize) {
+    /// `closed`: the peer has shut down its side (or the socket failed). With edge-triggered
+    /// readiness this is said once, possibly together with the last data, so it is carried to the
+    /// worker, which then reads on to the end instead of stopping at a short read.
+    fn on_ready(&mut self, id: usize, closed: bool) {
         let mut slots = lock(&self.slots);
         let Some(slot) = slots.map.get_mut(&id) else {
             return;
         };
         match slot.conn.take() {
-            Some(conn) => {
+            Some(mut conn) => {
                 drop(slots);
+                conn.peer_closed |= closed;
                 self.dispatch(id, conn, false);
             }
-            None => slot.pending = true,
+            None => {
+                slot.pending = true;
+                slot.peer_closed |= closed;
+            }
         }
     }
 
