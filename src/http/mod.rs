@@ -24,6 +24,11 @@
 //! | bad percent-encoding or `#` in the target | 400 | RFC 3986 §2.1, RFC 9112 §3.2.1 |
 //! | unknown method (valid token) | 501 | RFC 9110 §9.1 |
 //! | missing / duplicate / invalid Host | 400 | RFC 9112 §3.2 |
+//! | more than [`MAX_FIELD_LINE`] bytes in one field line, more than [`Limits`] allow | 414 / 431 / 501 | httparse has no limits |
+//!
+//! The `diff_httparse` fuzz target (`fuzz/diff_check.rs`) checks that every disagreement with
+//! httparse falls into one of these classes, and that where both accept, method, target,
+//! version, field lines and head length are identical.
 //!
 //! # Example
 //!

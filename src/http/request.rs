@@ -11,6 +11,8 @@
 //! Checks that need the whole head (framing, Host, whether the method is implemented) run once
 //! the empty line that ends the head has been seen.
 
+use std::sync::LazyLock;
+
 use memchr::{memchr, memchr2_iter, memmem};
 
 use super::Limits;
@@ -324,7 +326,12 @@ pub fn parse<'h, 'b>(
     };
     pos = line.end;
 
-    // Field lines.
+    // Field lines. When the rest of the head is already here and is UTF-8 (no obs-text), one
+    // `from_utf8` over it replaces one call per field name.
+    let fields_text = EMPTY_LINE
+        .find(&window[pos - 2..])
+        .and_then(|end| std::str::from_utf8(&window[pos..pos - 2 + end + 2]).ok())
+        .map(|text| (pos, text));
     let max_fields = headers.len().min(limits.max_headers);
     let mut count = 0;
     let head_len = loop {
@@ -344,7 +351,7 @@ pub fn parse<'h, 'b>(
         if count == max_fields {
             return Err(ParseError::TooManyHeaders);
         }
-        match field_line(window, pos)? {
+        match field_line(window, pos, fields_text)? {
             Some((header, next)) => {
                 headers[count] = header;
                 count += 1;
@@ -357,7 +364,30 @@ pub fn parse<'h, 'b>(
     let headers: &'h [Header<'b>] = &headers[..count];
     let framing = framing(line.version, headers, limits)?;
     let has_body = !matches!(framing, Framing::None | Framing::Length(0));
-    check_host(line.version, headers).map_err(|e| {
+    // One pass over the fields for everything but framing.
+    let mut hosts = 0usize;
+    let mut host: &[u8] = b"";
+    let mut close = false;
+    let mut keep_alive_token = false;
+    let mut expect_continue = false;
+    for h in headers {
+        match h.name.len() {
+            4 if h.name.eq_ignore_ascii_case("host") => {
+                hosts += 1;
+                host = h.value;
+            }
+            6 if h.name.eq_ignore_ascii_case("expect") => {
+                expect_continue |= h.value.eq_ignore_ascii_case(b"100-continue");
+            }
+            10 if h.name.eq_ignore_ascii_case("connection") => {
+                let (c, k) = connection_tokens(h.value);
+                close |= c;
+                keep_alive_token |= k;
+            }
+            _ => {}
+        }
+    }
+    check_host(line.version, hosts, host).map_err(|e| {
         if has_body {
             ParseError::BadHostWithBody
         } else {
@@ -371,16 +401,11 @@ pub fn parse<'h, 'b>(
             ParseError::UnknownMethod
         });
     }
-
-    let (close, keep_alive_token) = connection_tokens(headers);
     let keep_alive = match line.version {
         Version::Http11 => !close,
         Version::Http10 => keep_alive_token && !close,
     };
-    let expect_continue = line.version == Version::Http11
-        && headers.iter().any(|h| {
-            h.name.eq_ignore_ascii_case("expect") && h.value.eq_ignore_ascii_case(b"100-continue")
-        });
+    let expect_continue = expect_continue && line.version == Version::Http11;
 
     Ok(Status::Complete(
         Request {
@@ -502,8 +527,12 @@ pub fn head_end(buf: &[u8], prev_len: usize) -> Option<usize> {
     if from >= buf.len() {
         return None;
     }
-    memmem::find(&buf[from..], b"\r\n\r\n").map(|i| from + i + 4)
+    EMPTY_LINE.find(&buf[from..]).map(|i| from + i + 4)
 }
+
+/// The searcher for the CRLF CRLF that ends a head, built once.
+static EMPTY_LINE: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\r\n\r\n"));
 
 /// The pieces of a complete, syntactically valid request line.
 struct RequestLine<'b> {
@@ -561,18 +590,19 @@ fn request_line<'b>(
 
     // request-target SP
     let target_start = pos;
+    // One pass: the first byte outside the URI set ends the target; it must be SP.
     let rest = &line[pos.min(line.len())..];
-    let (target_end, complete) = match memchr(b' ', rest) {
-        Some(i) => (target_start + i, true),
+    let (target_end, complete) = match rest.iter().position(|&b| !URI[usize::from(b)]) {
+        Some(i) if rest[i] == b' ' => (target_start + i, true),
+        Some(i) => {
+            return Err(match rest[i] {
+                b'\r' | b'\n' | b'\t' => ParseError::BadRequestLine,
+                _ => ParseError::BadTarget,
+            });
+        }
         None => (line.len().max(target_start), false),
     };
     let target = &line[target_start.min(target_end)..target_end];
-    if let Some(i) = target.iter().position(|&b| !URI[usize::from(b)]) {
-        return Err(match target[i] {
-            b'\r' | b'\n' | b'\t' => ParseError::BadRequestLine,
-            _ => ParseError::BadTarget,
-        });
-    }
     if !complete {
         return out_of_line(target_end);
     }
@@ -626,8 +656,10 @@ fn request_line<'b>(
         _ => return Err(ParseError::UnsupportedVersion),
     };
 
-    let method = std::str::from_utf8(method).map_err(|_| ParseError::BadMethod)?;
-    let target = std::str::from_utf8(target).map_err(|_| ParseError::BadTarget)?;
+    // Method and target are ASCII (checked above): one conversion for both.
+    let method_len = method.len();
+    let both = std::str::from_utf8(&line[start..target_end]).map_err(|_| ParseError::BadTarget)?;
+    let (method, target) = (&both[..method_len], &both[method_len + 1..]);
     check_target_form(method, target)?;
     Ok(Some(RequestLine {
         method,
@@ -639,7 +671,8 @@ fn request_line<'b>(
 
 /// Every `%` must start a `%XX` escape (RFC 3986 §2.1).
 fn check_percent(s: &[u8]) -> Result<(), ParseError> {
-    for i in memchr::memchr_iter(b'%', s) {
+    // Targets and hosts are short: a plain loop beats a memchr call's setup.
+    for i in (0..s.len()).filter(|&i| s[i] == b'%') {
         let ok = s.get(i + 1).and_then(|&b| hex_value(b)).is_some()
             && s.get(i + 2).and_then(|&b| hex_value(b)).is_some();
         if !ok {
@@ -669,7 +702,7 @@ fn check_target_form(method: &str, target: &str) -> Result<(), ParseError> {
         };
     }
     if bytes[0] == b'/' {
-        return if memchr::memchr2(b'[', b']', bytes).is_some() {
+        return if bytes.iter().any(|&b| b == b'[' || b == b']') {
             Err(ParseError::BadTarget)
         } else {
             Ok(())
@@ -683,9 +716,12 @@ fn check_target_form(method: &str, target: &str) -> Result<(), ParseError> {
     } else {
         return Err(ParseError::BadTarget);
     };
-    let end = memchr::memchr2(b'/', b'?', rest).unwrap_or(rest.len());
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
-    if !host_port(authority, false) || memchr::memchr2(b'[', b']', tail).is_some() {
+    if !host_port(authority, false) || tail.iter().any(|&b| b == b'[' || b == b']') {
         return Err(ParseError::BadTarget);
     }
     Ok(())
@@ -700,7 +736,7 @@ fn authority_form(s: &[u8]) -> bool {
 /// 1 to 5 digits. `reg-name` excludes `,` (see [`REG_NAME`]).
 fn host_port(s: &[u8], port_required: bool) -> bool {
     let (host, port) = if let Some(rest) = s.strip_prefix(b"[") {
-        let Some(close) = memchr(b']', rest) else {
+        let Some(close) = rest.iter().position(|&b| b == b']') else {
             return false;
         };
         let literal = &rest[..close];
@@ -717,7 +753,7 @@ fn host_port(s: &[u8], port_required: bool) -> bool {
             _ => return false,
         }
     } else {
-        let (host, port) = match memchr(b':', s) {
+        let (host, port) = match s.iter().position(|&b| b == b':') {
             Some(i) => (&s[..i], Some(&s[i + 1..])),
             None => (s, None),
         };
@@ -740,7 +776,11 @@ fn host_port(s: &[u8], port_required: bool) -> bool {
 
 /// Parses one field line starting at `start` (whose first byte is not CR, LF, SP or HTAB).
 /// `Ok(None)` means the window ended first.
-fn field_line(window: &[u8], start: usize) -> Result<Option<(Header<'_>, usize)>, ParseError> {
+fn field_line<'b>(
+    window: &'b [u8],
+    start: usize,
+    text: Option<(usize, &'b str)>,
+) -> Result<Option<(Header<'b>, usize)>, ParseError> {
     // The CR may sit at most at `start + MAX_FIELD_LINE`.
     let line = &window[..window.len().min(start + MAX_FIELD_LINE + 1)];
     let exhausted = if line.len() < window.len() {
@@ -748,37 +788,37 @@ fn field_line(window: &[u8], start: usize) -> Result<Option<(Header<'_>, usize)>
     } else {
         Ok(None)
     };
-    let mut pos = start;
-    loop {
-        let Some(&b) = line.get(pos) else {
-            return exhausted;
-        };
-        if TCHAR[usize::from(b)] {
-            pos += 1;
-            continue;
-        }
-        match b {
-            b':' if pos > start => break,
-            b' ' | b'\t' if pos > start => return Err(ParseError::SpaceBeforeColon),
-            b'\r' | b'\n' => return Err(ParseError::MissingColon),
-            _ => return Err(ParseError::BadHeaderName),
-        }
+    let name_len = line[start..].iter().position(|&b| !TCHAR[usize::from(b)]);
+    let mut pos = match name_len {
+        None => return exhausted,
+        Some(n) => start + n,
+    };
+    match line[pos] {
+        b':' if pos > start => {}
+        b' ' | b'\t' if pos > start => return Err(ParseError::SpaceBeforeColon),
+        b'\r' | b'\n' => return Err(ParseError::MissingColon),
+        _ => return Err(ParseError::BadHeaderName),
     }
-    let name = std::str::from_utf8(&line[start..pos]).map_err(|_| ParseError::BadHeaderName)?;
+    let name = match text.and_then(|(offset, t)| t.get(start - offset..pos - offset)) {
+        Some(name) => name,
+        None => std::str::from_utf8(&line[start..pos]).map_err(|_| ParseError::BadHeaderName)?,
+    };
     pos += 1;
+    // One vectorised pass finds the first control byte: the CR that ends the value, or an
+    // error (a bare LF, NUL, DEL, ...).
     let rest = &line[pos.min(line.len())..];
-    let (value_end, cr) = match memchr(b'\r', rest) {
-        Some(i) => (pos + i, true),
+    let (value_end, cr) = match first_bad_value_byte(rest) {
+        Some(i) if rest[i] == b'\r' => (pos + i, true),
+        Some(i) => {
+            return Err(if rest[i] == b'\n' {
+                ParseError::BareLf
+            } else {
+                ParseError::BadHeaderValue
+            });
+        }
         None => (line.len().max(pos), false),
     };
     let raw = &line[pos.min(value_end)..value_end];
-    if let Some(i) = first_bad_value_byte(raw) {
-        return Err(if raw[i] == b'\n' {
-            ParseError::BareLf
-        } else {
-            ParseError::BadHeaderValue
-        });
-    }
     if !cr {
         return exhausted;
     }
@@ -796,33 +836,26 @@ fn field_line(window: &[u8], start: usize) -> Result<Option<(Header<'_>, usize)>
 }
 
 /// RFC 9112 §3.2: an HTTP/1.1 request needs exactly one Host; any request with more than one,
-/// or with an invalid value, is rejected.
-fn check_host(version: Version, headers: &[Header<'_>]) -> Result<(), ParseError> {
-    let mut hosts = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("host"));
-    match (hosts.next(), hosts.next()) {
-        (None, _) if version == Version::Http11 => Err(ParseError::MissingHost),
-        (None, _) => Ok(()),
-        (Some(_), Some(_)) => Err(ParseError::DuplicateHost),
-        (Some(h), None) if host_port(h.value, false) => Ok(()),
-        (Some(_), None) => Err(ParseError::BadHost),
+/// or with an invalid value, is rejected. `hosts` is the number of Host lines, `value` the
+/// value of the last one.
+fn check_host(version: Version, hosts: usize, value: &[u8]) -> Result<(), ParseError> {
+    match hosts {
+        0 if version == Version::Http11 => Err(ParseError::MissingHost),
+        0 => Ok(()),
+        1 if host_port(value, false) => Ok(()),
+        1 => Err(ParseError::BadHost),
+        _ => Err(ParseError::DuplicateHost),
     }
 }
 
-/// Scans every `Connection` field as a comma-separated token list (RFC 9110 §7.6.1) and
-/// reports whether `close` and whether `keep-alive` are listed.
-fn connection_tokens(headers: &[Header<'_>]) -> (bool, bool) {
+/// Reads one `Connection` value as a comma-separated token list (RFC 9110 §7.6.1), not as a
+/// substring, and reports whether `close` and whether `keep-alive` are listed.
+fn connection_tokens(value: &[u8]) -> (bool, bool) {
     let mut close = false;
     let mut keep_alive = false;
-    for h in headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-    {
-        for token in h.value.split(|&b| b == b',').map(trim_ows) {
-            close |= token.eq_ignore_ascii_case(b"close");
-            keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-        }
+    for token in value.split(|&b| b == b',').map(trim_ows) {
+        close |= token.eq_ignore_ascii_case(b"close");
+        keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
     }
     (close, keep_alive)
 }

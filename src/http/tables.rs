@@ -45,24 +45,44 @@ pub(crate) fn is_bad_value_byte(b: u8) -> bool {
 
 /// Index of the first byte of `s` that may not appear in a field value.
 ///
-/// Works on 32-byte blocks with a non-short-circuiting fold, which the compiler turns into SIMD
-/// compares; the exact position is only searched for inside a block that has a bad byte.
+/// Scans eight bytes at a time (SWAR): one subtraction and mask per word tells whether the word
+/// holds a byte below 0x20 or a DEL; only such a word (one per line: the CR, plus words with an
+/// HTAB) is searched byte by byte, so the result is exact.
 #[inline]
 pub(crate) fn first_bad_value_byte(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
     let mut base = 0;
-    for block in s.chunks(32) {
-        let bad = block
-            .iter()
-            .fold(false, |acc, &b| acc | is_bad_value_byte(b));
-        if bad {
-            return block
-                .iter()
-                .position(|&b| is_bad_value_byte(b))
-                .map(|i| base + i);
+    let mut words = s.chunks_exact(8);
+    for word in words.by_ref() {
+        let Ok(bytes) = <[u8; 8]>::try_from(word) else {
+            break;
+        };
+        let x = u64::from_le_bytes(bytes);
+        // A high bit survives exactly when some byte is < 0x20 (resp. == 0x7f); bytes >= 0x80
+        // (obs-text) never trigger it.
+        let below_space = x.wrapping_sub(LO * 0x20) & !x & HI;
+        let y = x ^ (LO * 0x7f);
+        let del = y.wrapping_sub(LO) & !y & HI;
+        let hits = below_space | del;
+        if hits != 0 {
+            let z = x ^ (LO * u64::from(b'\t'));
+            let tabs = z.wrapping_sub(LO) & !z & HI;
+            if tabs == 0 {
+                // No HTAB: the lowest hit is exact (borrows only run upwards).
+                return Some(base + (hits.trailing_zeros() / 8) as usize);
+            }
+            if let Some(i) = word.iter().position(|&b| is_bad_value_byte(b)) {
+                return Some(base + i);
+            }
         }
-        base += block.len();
+        base += 8;
     }
-    None
+    words
+        .remainder()
+        .iter()
+        .position(|&b| is_bad_value_byte(b))
+        .map(|i| base + i)
 }
 
 /// The value of an ASCII hex digit, or `None`.
