@@ -255,3 +255,41 @@ fn decode_in_slices(
     }
     (out, Ok((consumed, false)))
 }
+
+/// Target `resolve_path`: the first byte chooses whether hidden files are allowed, the rest
+/// (as lossy UTF-8) is a request target. A successful resolution is always strictly under the
+/// root, made only of normal components that match the reported segments, never hidden unless
+/// allowed; `Location`-style URL paths never start with `//`. Errors are 400 or 404.
+pub fn resolve_path(data: &[u8]) {
+    use std::path::{Component, Path};
+
+    let Some((&knob, rest)) = data.split_first() else {
+        return;
+    };
+    let allow_hidden = knob & 1 == 1;
+    let target = String::from_utf8_lossy(rest);
+    let root = Path::new("/srv/www");
+    match crate::files::resolve(root, &target, allow_hidden) {
+        Ok(resolved) => {
+            let Ok(below) = resolved.path.strip_prefix(root) else {
+                panic!("{:?} escapes the root", resolved.path);
+            };
+            let components: Vec<_> = below.components().collect();
+            assert_eq!(components.len(), resolved.segments.len());
+            for (component, segment) in components.iter().zip(&resolved.segments) {
+                let Component::Normal(name) = component else {
+                    panic!("non-normal component {component:?} in {:?}", resolved.path);
+                };
+                assert_eq!(name.to_str(), Some(segment.as_str()));
+                assert!(!segment.is_empty() && segment != "." && segment != "..");
+                assert!(!segment.contains(['/', '\\', '\0', ':']));
+                assert!(allow_hidden || !segment.starts_with('.'));
+            }
+            for slash in [false, true] {
+                let url = resolved.url_path(slash);
+                assert!(url.starts_with('/') && !url.starts_with("//"), "{url}");
+            }
+        }
+        Err(e) => assert!(matches!(e.status_code(), 400 | 404)),
+    }
+}

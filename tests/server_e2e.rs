@@ -604,12 +604,15 @@ fn a_half_closed_partial_request_is_closed_without_an_answer() {
     // read on to the EOF instead of parking the connection until the header deadline.
     let site = Site::new();
     let srv = Running::start(
-        Server::builder().threads(2).header_timeout(Duration::from_secs(60)),
+        Server::builder()
+            .threads(2)
+            .header_timeout(Duration::from_secs(60)),
         StaticFiles::new(&site.root).unwrap(),
     );
     for _ in 0..50 {
         let mut s = connect(srv.addr);
-        s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nX-a: b\r\n").unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nX-a: b\r\n")
+            .unwrap();
         s.shutdown(std::net::Shutdown::Write).unwrap();
         // EOF well before the 60 s header deadline (a read timeout after 10 s fails the test).
         assert!(closed_by_peer(&mut s), "closed without a response");
