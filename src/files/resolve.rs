@@ -205,8 +205,13 @@ fn origin_path(target: &str) -> Result<&str, ResolveError> {
         return Ok(target);
     }
     for scheme in ["http://", "https://"] {
-        if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            let rest = &target[scheme.len()..];
+        // `get`, not indexing: the target may hold multi-byte characters (found by the
+        // resolve_path fuzz target: a two-byte character straddling the scheme's length).
+        if let Some(rest) = target
+            .get(..scheme.len())
+            .filter(|head| head.eq_ignore_ascii_case(scheme))
+            .map(|_| &target[scheme.len()..])
+        {
             return Ok(rest.find('/').map_or("/", |i| &rest[i..]));
         }
     }
@@ -248,6 +253,19 @@ mod tests {
         ] {
             assert_eq!(r(t), Err(e), "{t}");
         }
+    }
+
+    #[test]
+    fn multi_byte_characters_never_split() {
+        // The fuzz input that found a slicing panic: a two-byte character at byte 6.
+        assert_eq!(
+            resolve(Path::new("/srv"), "\u{1}/..\\.\u{49d}etc", false),
+            Err(ResolveError::NotAPath)
+        );
+        assert_eq!(
+            resolve(Path::new("/srv"), "httpҝ://x/", false),
+            Err(ResolveError::NotAPath)
+        );
     }
 
     #[test]
