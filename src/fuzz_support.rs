@@ -256,10 +256,12 @@ fn decode_in_slices(
     (out, Ok((consumed, false)))
 }
 
-/// Target `resolve_path`: the first byte chooses whether hidden files are allowed, the rest
-/// (as lossy UTF-8) is a request target. A successful resolution is always strictly under the
-/// root, made only of normal components that match the reported segments, never hidden unless
-/// allowed; `Location`-style URL paths never start with `//`. Errors are 400 or 404.
+/// Target `resolve_path`: the first byte chooses whether hidden files are allowed, the rest is
+/// a request target: any UTF-8 string, wider than what the parser lets through, because
+/// `files::resolve` is public. A successful resolution is
+/// always strictly under the root, made only of normal components that match the reported
+/// segments, never hidden unless allowed; `Location`-style URL paths never start with `//`.
+/// Errors are 400 or 404.
 pub fn resolve_path(data: &[u8]) {
     use std::path::{Component, Path};
 
@@ -267,9 +269,12 @@ pub fn resolve_path(data: &[u8]) {
         return;
     };
     let allow_hidden = knob & 1 == 1;
-    let target = String::from_utf8_lossy(rest);
+    // Any string, not only what the parser lets through: `resolve` is public.
+    let Ok(target) = std::str::from_utf8(rest) else {
+        return;
+    };
     let root = Path::new("/srv/www");
-    match crate::files::resolve(root, &target, allow_hidden) {
+    match crate::files::resolve(root, target, allow_hidden) {
         Ok(resolved) => {
             let Ok(below) = resolved.path.strip_prefix(root) else {
                 panic!("{:?} escapes the root", resolved.path);
