@@ -10,8 +10,9 @@
 #   LOOM_MAX_PREEMPTIONS  raises every model's preemption bound (never lowers it)
 set -euo pipefail
 
-# 10 models of the real pool + 4 negative examples (the ignored open-question model is not counted).
-expected="${LOOM_MIN_MODELS:-15}"
+# 11 models of the real pool (pool.rs) + 6 of its fast paths (pool_fast_path.rs) + 5 negative
+# examples (negative.rs).
+expected="${LOOM_MIN_MODELS:-22}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -189,3 +189,56 @@ fn negative_flag_checked_outside_lock_loses_wakeup() {
         "loom failed for another reason: {msg}"
     );
 }
+
+/// NEGATIVE EXAMPLE 5 (the twin of the real pool's park step, `SHUTDOWN.md` [C10]/[C11]): a worker
+/// that finds no job registers itself as sleeping in one critical section, lets go of the lock (as
+/// if to spin), and then waits in a *second* critical section without looking at the queue again.
+/// A submitter that pushes in between sees `sleeping > 0` and notifies, but nobody is waiting yet:
+/// the wake-up is lost, the worker sleeps on a queued job and the join hangs.
+#[test]
+fn negative_sleep_registered_apart_from_wait_loses_wakeup() {
+    #[derive(Default)]
+    struct Sleepy {
+        jobs: usize,
+        sleeping: usize,
+    }
+    let msg = expect_failure(
+        "negative_sleep_registered_apart_from_wait_loses_wakeup",
+        BOUND,
+        || {
+            let pair = LeakOnUnwind::new(Arc::new((Mutex::new(Sleepy::default()), Condvar::new())));
+            let worker = {
+                let pair = pair.share();
+                thread::spawn(move || {
+                    let (state, work) = &**pair;
+                    // Runs exactly one job, then exits.
+                    loop {
+                        let mut st = lock(state);
+                        if st.jobs > 0 {
+                            st.jobs -= 1;
+                            return;
+                        }
+                        st.sleeping += 1; // critical section 1: "queue empty, I am going to sleep"
+                        drop(st);
+                        let st = lock(state); // BUG: critical section 2 waits without re-checking
+                        let mut st = wait(work, st);
+                        st.sleeping -= 1;
+                    }
+                })
+            };
+            let wake = {
+                let mut st = lock(&pair.0);
+                st.jobs += 1;
+                st.sleeping > 0
+            };
+            if wake {
+                pair.1.notify_one();
+            }
+            worker.join().expect("worker");
+        },
+    );
+    assert!(
+        msg.contains("deadlock"),
+        "loom failed for another reason: {msg}"
+    );
+}

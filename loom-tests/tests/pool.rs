@@ -15,12 +15,16 @@ use support::{Latch, Ledger, bump, check, counter, get, silence_panics_containin
 /// Default preemption bound: every break in `SHUTDOWN.md` §7 is caught at it, and each model takes
 /// at most a few seconds (cost table in `loom-tests/README.md`). `LOOM_MAX_PREEMPTIONS` can raise it.
 const BOUND: usize = 3;
-/// Four threads make bound 3 cost ~180k interleavings (25 s); bound 2 (12k, 1.4 s) catches the same
-/// breaks.
+/// Four threads make bound 3 too costly; with the two-lock pool bound 2 costs ~216k interleavings
+/// (40 s, README cost table).
 const CONCURRENT_SUBMITTERS_BOUND: usize = 2;
-/// The lost-wake-up model is the most expensive one (126k interleavings, ~14 s) and is kept at 3 on
-/// purpose: it targets the race the idle-notification fast path could introduce.
-const WAKEUP_BOUND: usize = 3;
+/// The two-lock pool with its spin step multiplies the scheduling points of the worker's park
+/// path: at bound 3 this model needs 4.4M interleavings (330 s) and `wait_idle_has_no_lost_wakeup`
+/// 700k (126 s), so both run at 2 (README cost table). The spin-then-park race is also checked at
+/// bound 3 with one worker by `spin_then_park_has_no_lost_wakeup` (`pool_fast_path.rs`).
+const WAKEUP_BOUND: usize = 2;
+/// `shutdown_now_returns_exactly_the_unrun_jobs`: 124k interleavings (21 s) at bound 3, kept.
+const SHUTDOWN_NOW_BOUND: usize = 3;
 
 /// Takes the pool back from its `Arc` once every other handle (threads, jobs) has been dropped.
 fn sole(pool: Arc<ThreadPool>) -> ThreadPool {
@@ -152,7 +156,7 @@ fn panicking_job_does_not_kill_worker() {
 /// return (no lost `idle` notification), with no shutdown to rescue a missed wake-up.
 #[test]
 fn wait_idle_has_no_lost_wakeup() {
-    check("wait_idle_has_no_lost_wakeup", BOUND, || {
+    check("wait_idle_has_no_lost_wakeup", WAKEUP_BOUND, || {
         let ledger = Ledger::new(2);
         let pool = ThreadPool::new(2);
         for i in 0..2 {
@@ -230,30 +234,34 @@ fn bounded_queue_full_blocks_then_unblocks() {
 /// jobs that ran are all the jobs, each exactly once, and the report counts the ones that ran.
 #[test]
 fn shutdown_now_returns_exactly_the_unrun_jobs() {
-    check("shutdown_now_returns_exactly_the_unrun_jobs", BOUND, || {
-        let ledger = Ledger::new(3);
-        let pool = ThreadPool::new(2);
-        for i in 0..3 {
-            pool.execute(ledger.job(i)).expect("accepted");
-        }
-        let (report, unrun) = pool.shutdown_now().expect("not on a worker");
-        let ran = (0..3).filter(|&i| ledger.runs(i) == 1).count();
-        assert!((0..3).all(|i| ledger.runs(i) <= 1), "a job ran twice");
-        assert_eq!(
-            ran + unrun.len(),
-            3,
-            "{ran} ran + {} returned != 3 accepted",
-            unrun.len()
-        );
-        assert_eq!(report.completed, ran as u64);
-        assert_eq!(report.threads_joined, 2);
-        // Running what came back must bring every job to exactly one run: so the returned jobs are
-        // exactly the un-run ones (none of them had run, none is missing).
-        for job in unrun {
-            job();
-        }
-        ledger.assert_each_ran_once();
-    });
+    check(
+        "shutdown_now_returns_exactly_the_unrun_jobs",
+        SHUTDOWN_NOW_BOUND,
+        || {
+            let ledger = Ledger::new(3);
+            let pool = ThreadPool::new(2);
+            for i in 0..3 {
+                pool.execute(ledger.job(i)).expect("accepted");
+            }
+            let (report, unrun) = pool.shutdown_now().expect("not on a worker");
+            let ran = (0..3).filter(|&i| ledger.runs(i) == 1).count();
+            assert!((0..3).all(|i| ledger.runs(i) <= 1), "a job ran twice");
+            assert_eq!(
+                ran + unrun.len(),
+                3,
+                "{ran} ran + {} returned != 3 accepted",
+                unrun.len()
+            );
+            assert_eq!(report.completed, ran as u64);
+            assert_eq!(report.threads_joined, 2);
+            // Running what came back must bring every job to exactly one run: so the returned jobs are
+            // exactly the un-run ones (none of them had run, none is missing).
+            for job in unrun {
+                job();
+            }
+            ledger.assert_each_ran_once();
+        },
+    );
 }
 
 /// [C8] Shutting down twice is harmless: `close` then `shutdown`; `close` racing `close` (from two

@@ -92,8 +92,8 @@ impl Builder {
         self
     }
 
-    /// Sets each worker's stack size in bytes. Default is the platform's (see
-    /// [`std::thread::Builder::stack_size`]).
+    /// Sets each worker's stack size in bytes. Default is the platform's default for spawned
+    /// threads (2 MiB on Linux unless `RUST_MIN_STACK` says otherwise).
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self

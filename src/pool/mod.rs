@@ -12,9 +12,9 @@
 //! * **Drop drains and joins.** Dropping the pool runs every queued job and joins every worker; it never
 //!   panics.
 //!
-//! The protocol (phases, the one lock, what each condition variable signals, and why the promises
-//! hold) is written down in `SHUTDOWN.md` beside this file; each claim there names the loom model in
-//! `loom-tests/` that checks it.
+//! The protocol (phases, the two locks and their order, what each condition variable signals, and
+//! why the promises hold) is written down in `SHUTDOWN.md` beside this file; each claim there names
+//! the loom model in `loom-tests/` that checks it.
 //!
 //! All synchronisation goes through [`crate::sync`], so the same code runs under loom.
 
@@ -30,24 +30,20 @@ pub use shared::Job;
 
 use shared::{Phase, Shared};
 
-use crate::sync::{Arc, thread, wait, wait_while, wait_while_until};
+use crate::sync::atomic::Ordering;
+use crate::sync::{Arc, lock, thread, wait, wait_while_until};
 
 /// A pool of worker threads that run submitted jobs. See the [module docs](self) for its guarantees.
 ///
 /// ```
-/// use std::sync::Arc;
-/// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use poolserve::ThreadPool;
 ///
 /// let pool = ThreadPool::new(4);
-/// let hits = Arc::new(AtomicUsize::new(0));
-/// for _ in 0..100 {
-///     let hits = Arc::clone(&hits);
-///     pool.execute(move || { hits.fetch_add(1, Ordering::Relaxed); }).expect("pool is running");
+/// for i in 0..100 {
+///     pool.execute(move || assert!(i < 100)).expect("pool is running");
 /// }
 /// let report = pool.shutdown().expect("not called from a worker");
-/// assert_eq!(report.completed, 100);
-/// assert_eq!(hits.load(Ordering::Relaxed), 100);
+/// assert_eq!((report.completed, report.panicked), (100, 0));
 /// ```
 pub struct ThreadPool {
     shared: Arc<Shared>,
@@ -141,6 +137,9 @@ impl ThreadPool {
                 _ => break,
             }
         }
+        if st.queue.is_empty() {
+            shared.inbox_hint.store(true, Ordering::Relaxed);
+        }
         st.queue.push_back(Box::new(job));
         let wake = st.sleeping > 0;
         drop(st);
@@ -166,11 +165,21 @@ impl ThreadPool {
     /// for itself). The pool is left as it was.
     pub fn wait_idle(&self) -> Result<(), PoolError> {
         self.refuse_from_worker()?;
-        let st = self.shared.lock();
-        drop(wait_while(&self.shared.idle, st, |st| {
-            !(st.queue.is_empty() && st.active == 0)
-        }));
-        Ok(())
+        loop {
+            let (taken, st) = self.shared.lock_both();
+            if taken.queue.is_empty() && st.queue.is_empty() && taken.active == 0 {
+                return Ok(());
+            }
+            // Keep `state` from the check to the wait: every transition to idle is noticed with
+            // `state` held (a worker in `next_job`, the `RunningJob` guard, `begin_shutdown`) and
+            // notified whenever `idle_waiters > 0`, so it cannot slip in between (SHUTDOWN.md [C6]).
+            drop(taken);
+            let mut st = st;
+            st.idle_waiters += 1;
+            st = wait(&self.shared.idle, st);
+            st.idle_waiters -= 1;
+            drop(st);
+        }
     }
 
     /// Graceful shutdown: stops accepting, runs every queued job, joins every worker.
@@ -217,14 +226,16 @@ impl ThreadPool {
             drop(st);
             return Ok(self.join_all());
         }
+        drop(st);
+        let (taken, st) = self.shared.lock_both();
         let report = ShutdownReport {
-            completed: st.completed,
-            panicked: st.panicked,
-            still_running: st.active,
-            still_queued: st.queue.len(),
+            completed: taken.completed,
+            panicked: taken.panicked,
+            still_running: taken.active,
+            still_queued: taken.queue.len() + st.queue.len(),
             threads_joined: 0,
         };
-        drop(st);
+        drop((taken, st));
         log::warn!(
             "pool: shutdown timed out after {timeout:?}: {} running, {} queued; detaching {} workers",
             report.still_running,
@@ -237,22 +248,23 @@ impl ThreadPool {
 
     /// Jobs accepted and waiting for a worker.
     pub fn queued(&self) -> usize {
-        self.shared.lock().queue.len()
+        let (taken, st) = self.shared.lock_both();
+        taken.queue.len() + st.queue.len()
     }
 
     /// Jobs running right now.
     pub fn active(&self) -> usize {
-        self.shared.lock().active
+        lock(&self.shared.taken).active
     }
 
     /// Jobs that have run to completion so far.
     pub fn completed(&self) -> u64 {
-        self.shared.lock().completed
+        lock(&self.shared.taken).completed
     }
 
     /// Jobs that have panicked so far (each panic was caught and logged).
     pub fn panicked(&self) -> u64 {
-        self.shared.lock().panicked
+        lock(&self.shared.taken).panicked
     }
 
     /// The number of worker threads the pool was built with.
@@ -294,15 +306,15 @@ impl ThreadPool {
             }
             joined += 1;
         }
-        let st = self.shared.lock();
+        let (taken, st) = self.shared.lock_both();
         let report = ShutdownReport {
-            completed: st.completed,
-            panicked: st.panicked,
-            still_running: st.active,
-            still_queued: st.queue.len(),
+            completed: taken.completed,
+            panicked: taken.panicked,
+            still_running: taken.active,
+            still_queued: taken.queue.len() + st.queue.len(),
             threads_joined: joined,
         };
-        drop(st);
+        drop((taken, st));
         log::debug!("pool: shut down: {report:?}");
         report
     }
@@ -328,14 +340,14 @@ impl Drop for ThreadPool {
 
 impl std::fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let st = self.shared.lock();
+        let (taken, st) = self.shared.lock_both();
         f.debug_struct("ThreadPool")
             .field("threads", &self.handles.len())
             .field("phase", &st.phase)
-            .field("queued", &st.queue.len())
-            .field("active", &st.active)
-            .field("completed", &st.completed)
-            .field("panicked", &st.panicked)
+            .field("queued", &(taken.queue.len() + st.queue.len()))
+            .field("active", &taken.active)
+            .field("completed", &taken.completed)
+            .field("panicked", &taken.panicked)
             .finish()
     }
 }

@@ -1,0 +1,259 @@
+//! loom models of the pool's fast paths (see `src/pool/SHUTDOWN.md`, claims [C11]–[C16]): the
+//! two locks (submit-side inbox `state`, take-side queue `taken`), the whole-inbox swap, the brief
+//! spin before parking, and the `idle_waiters` count that gates the `idle` notification.
+//!
+//! Like `pool.rs`, these run the real pool code through `poolserve::sync`; each test's name is
+//! its property and each asserts it. Bounds and costs: `loom-tests/README.md`.
+#![cfg(loom)]
+
+mod support;
+
+use poolserve::sync::{Arc, Mutex, lock, thread};
+use poolserve::{ExecuteError, ThreadPool};
+use support::{Latch, Ledger, check};
+
+/// Two threads (main and one worker, the gated ones sequenced by latches): bound 4 costs at most
+/// ~20k interleavings (1 s) here (README cost table).
+const TWO_THREAD_BOUND: usize = 4;
+/// Four threads, two submitters and two workers: 271k interleavings (33 s) at bound 2.
+const SWAP_BOUND: usize = 2;
+/// Four threads, two waiters and two workers: 703k interleavings (about a minute) at bound 2, 5.6k
+/// (0.7 s) at bound 1. Kept at 2 because this is the one model aimed at `idle_waiters`; it is the
+/// most expensive model in the suite (README cost table).
+const TWO_WAITERS_BOUND: usize = 2;
+
+/// Takes the pool back from its `Arc` once every other handle (threads, jobs) has been dropped.
+fn sole(pool: Arc<ThreadPool>) -> ThreadPool {
+    match Arc::try_unwrap(pool) {
+        Ok(pool) => pool,
+        Err(_) => panic!("another handle to the pool is still alive"),
+    }
+}
+
+/// A log of job ids in the order the jobs ran (shared by clones).
+#[derive(Clone)]
+struct RunLog(Arc<Mutex<Vec<usize>>>);
+
+impl RunLog {
+    fn new() -> Self {
+        RunLog(Arc::new(Mutex::new(Vec::new())))
+    }
+
+    /// Job `i`: appends `i` to the log when it runs.
+    fn job(&self, i: usize) -> impl FnOnce() + Send + 'static {
+        let log = Arc::clone(&self.0);
+        move || lock(&log).push(i)
+    }
+
+    fn snapshot(&self) -> Vec<usize> {
+        lock(&self.0).clone()
+    }
+}
+
+/// [C11] The spin-then-park path loses no wake-up. A single worker runs job 0, finds both queues
+/// empty, spins (one `yield_now` round under loom, watching the relaxed inbox hint), then registers
+/// as sleeping and parks, all while job 1 is being submitted. Job 1 must still run while the pool is
+/// `Running`: nothing but the submit path's notification (or the worker's own re-check under the
+/// lock) can get it there.
+#[test]
+fn spin_then_park_has_no_lost_wakeup() {
+    check(
+        "spin_then_park_has_no_lost_wakeup",
+        TWO_THREAD_BOUND,
+        || {
+            let ledger = Ledger::new(2);
+            let pool = ThreadPool::new(1);
+            for i in 0..2 {
+                let (done, job) = (Latch::new(), ledger.job(i));
+                let signal = done.clone();
+                pool.execute(move || {
+                    job();
+                    signal.open();
+                })
+                .expect("accepted");
+                // Deadlocks (loom reports it) if job i was stranded in the inbox.
+                done.wait();
+            }
+            ledger.assert_each_ran_once();
+            assert!(!pool.is_closed(), "a job ran only because of shutdown");
+            drop(pool);
+        },
+    );
+}
+
+/// [C12] Two submitters feed two workers; a worker moves the whole inbox to the take-side queue in
+/// one swap while the other worker pops from it. Every job runs exactly once (no job is lost in the
+/// swap, none is popped twice), and the report counts all three.
+#[test]
+fn swap_versus_pop_two_submitters_each_job_once() {
+    check(
+        "swap_versus_pop_two_submitters_each_job_once",
+        SWAP_BOUND,
+        || {
+            let ledger = Ledger::new(3);
+            let pool = Arc::new(ThreadPool::new(2));
+            let other = {
+                let (pool, ledger) = (Arc::clone(&pool), ledger.clone());
+                thread::spawn(move || pool.execute(ledger.job(2)).expect("accepted"))
+            };
+            pool.execute(ledger.job(0)).expect("accepted");
+            pool.execute(ledger.job(1)).expect("accepted");
+            other.join().expect("submitter");
+            let report = sole(pool).shutdown().expect("not on a worker");
+            ledger.assert_each_ran_once();
+            assert_eq!(report.completed, 3);
+        },
+    );
+}
+
+/// [C13] `shutdown_now` races a worker holding a swapped batch. Job 0 holds the only worker while
+/// jobs 1 and 2 queue in the inbox; once it is released the worker may swap `[1, 2]` into the
+/// take-side queue while job 3 lands in the inbox, so the un-run jobs can sit in both queues at
+/// once. Every job is run by the pool or handed back (never both, never neither), and the handed
+/// back jobs come in submit order: running them after the worker's jobs yields `0, 1, 2, 3`.
+#[test]
+fn shutdown_now_versus_swapped_batch_ran_xor_returned_in_order() {
+    check(
+        "shutdown_now_versus_swapped_batch_ran_xor_returned_in_order",
+        TWO_THREAD_BOUND,
+        || {
+            let log = RunLog::new();
+            let pool = ThreadPool::new(1);
+            let (started, release) = (Latch::new(), Latch::new());
+            {
+                let (started, release, job0) = (started.clone(), release.clone(), log.job(0));
+                pool.execute(move || {
+                    started.open();
+                    release.wait();
+                    job0();
+                })
+                .expect("accepted");
+            }
+            started.wait();
+            pool.execute(log.job(1)).expect("accepted");
+            pool.execute(log.job(2)).expect("accepted");
+            release.open();
+            pool.execute(log.job(3)).expect("accepted");
+            let (report, unrun) = pool.shutdown_now().expect("not on a worker");
+            let ran = log.snapshot();
+            assert_eq!(report.completed as usize, ran.len());
+            assert_eq!(
+                ran.len() + unrun.len(),
+                4,
+                "ran {ran:?}, {} returned",
+                unrun.len()
+            );
+            for job in unrun {
+                job();
+            }
+            assert_eq!(
+                log.snapshot(),
+                [0, 1, 2, 3],
+                "ran {ran:?}; then the returned jobs, in the order returned"
+            );
+        },
+    );
+}
+
+/// [C14] `wait_idle` with the `idle_waiters` count and two workers: two callers wait at once (so
+/// the count goes to two and back) while two jobs finish on two workers. A worker that finds the
+/// pool idle notifies only if `idle_waiters > 0`; both callers must still return, and only once
+/// both jobs have finished.
+#[test]
+fn wait_idle_two_waiters_two_workers_no_lost_wakeup() {
+    check(
+        "wait_idle_two_waiters_two_workers_no_lost_wakeup",
+        TWO_WAITERS_BOUND,
+        || {
+            let ledger = Ledger::new(2);
+            let pool = Arc::new(ThreadPool::new(2));
+            for i in 0..2 {
+                pool.execute(ledger.job(i)).expect("accepted");
+            }
+            let other = {
+                let (pool, ledger) = (Arc::clone(&pool), ledger.clone());
+                thread::spawn(move || {
+                    pool.wait_idle().expect("not on a worker");
+                    ledger.assert_each_ran_once();
+                })
+            };
+            pool.wait_idle().expect("not on a worker");
+            ledger.assert_each_ran_once();
+            other.join().expect("second waiter");
+            assert_eq!((pool.queued(), pool.active(), pool.completed()), (0, 0, 2));
+            assert!(!pool.is_closed());
+            drop(sole(pool));
+        },
+    );
+}
+
+/// [C15] A bounded pool's capacity stays exact while `try_execute` races the worker moving a job
+/// out of the inbox. Capacity 2, one worker, five `try_execute`s: each either is accepted or hands
+/// back its own job in `Full`, never more than two jobs wait (`queued() <= 2` after every call:
+/// a bounded pool never parks jobs in the take-side queue, where the capacity would not count
+/// them), and every job runs exactly once (in the pool or, when handed back, by the caller).
+#[test]
+fn bounded_capacity_exact_while_try_execute_races_move() {
+    check(
+        "bounded_capacity_exact_while_try_execute_races_move",
+        TWO_THREAD_BOUND,
+        || {
+            let ledger = Ledger::new(5);
+            let pool = ThreadPool::builder()
+                .threads(1)
+                .queue_capacity(Some(2))
+                .build()
+                .expect("build");
+            let mut accepted = 0;
+            for i in 0..5 {
+                match pool.try_execute(ledger.job(i)) {
+                    Ok(()) => accepted += 1,
+                    Err(ExecuteError::Full(job)) => {
+                        assert!(i >= 2, "job {i} refused as Full with room for two");
+                        job();
+                        assert_eq!(ledger.runs(i), 1, "Full handed back another job");
+                    }
+                    Err(ExecuteError::ShutDown(_)) => panic!("refused while running"),
+                }
+                let queued = pool.queued();
+                assert!(queued <= 2, "{queued} jobs waiting in a pool of capacity 2");
+            }
+            let report = pool.shutdown().expect("not on a worker");
+            ledger.assert_each_ran_once();
+            assert_eq!(report.completed, accepted);
+        },
+    );
+}
+
+/// [C16] Drain on shutdown covers jobs already moved to the take-side queue. Job 0 holds the only
+/// worker while jobs 1 and 2 queue; it is released and `shutdown` begins while the worker may be
+/// holding `[1, 2]` (or `[2]`) in the take-side queue. Every job still runs, exactly once and in
+/// submit order, and the worker is joined.
+#[test]
+fn drain_runs_jobs_in_take_side_queue() {
+    check(
+        "drain_runs_jobs_in_take_side_queue",
+        TWO_THREAD_BOUND,
+        || {
+            let log = RunLog::new();
+            let pool = ThreadPool::new(1);
+            let (started, release) = (Latch::new(), Latch::new());
+            {
+                let (started, release, job0) = (started.clone(), release.clone(), log.job(0));
+                pool.execute(move || {
+                    started.open();
+                    release.wait();
+                    job0();
+                })
+                .expect("accepted");
+            }
+            started.wait();
+            pool.execute(log.job(1)).expect("accepted");
+            pool.execute(log.job(2)).expect("accepted");
+            release.open();
+            let report = pool.shutdown().expect("not on a worker");
+            assert_eq!(log.snapshot(), [0, 1, 2]);
+            assert_eq!((report.completed, report.threads_joined), (3, 1));
+        },
+    );
+}
