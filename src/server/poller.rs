@@ -294,15 +294,20 @@ impl EventLoop {
 
     /// Dispatches the connections that workers handed back after their [`MAX_ROUNDS`].
     fn dispatch_ready(&mut self) {
+        let ready = std::mem::take(&mut lock(&self.slots).ready);
+        self.dispatch_parked(ready, false);
+    }
+
+    /// Dispatches those of `ids` that are still parked (a worker may have taken one meanwhile).
+    fn dispatch_parked(&mut self, ids: Vec<usize>, timed_out: bool) {
         let mut slots = lock(&self.slots);
-        let ready = std::mem::take(&mut slots.ready);
-        let conns: Vec<(usize, Conn)> = ready
+        let conns: Vec<(usize, Conn)> = ids
             .into_iter()
             .filter_map(|id| Some((id, slots.map.get_mut(&id)?.conn.take()?)))
             .collect();
         drop(slots);
         for (id, conn) in conns {
-            self.dispatch(id, conn, false);
+            self.dispatch(id, conn, timed_out);
         }
     }
 
@@ -337,14 +342,8 @@ impl EventLoop {
                 _ => now < slot.parked_at + cfg.keep_alive_timeout,
             }
         });
-        let late: Vec<(usize, Conn)> = late
-            .into_iter()
-            .filter_map(|id| Some((id, slots.map.get_mut(&id)?.conn.take()?)))
-            .collect();
         drop(slots);
-        for (id, conn) in late {
-            self.dispatch(id, conn, true);
-        }
+        self.dispatch_parked(late, true);
     }
 
     fn shut_down(self) -> io::Result<(Counts, usize)> {
