@@ -32,6 +32,23 @@ fn bump(hits: &Arc<AtomicUsize>) -> impl FnOnce() + Send + 'static {
     }
 }
 
+/// Submits a blocker job and waits until a worker runs it. The worker stays busy until the
+/// returned sender is dropped (or [`PATIENCE`] passes); then the job calls `then` and finishes.
+fn occupy_a_worker(pool: &ThreadPool, then: impl FnOnce() + Send + 'static) -> mpsc::Sender<()> {
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (started_tx, started_rx) = mpsc::channel();
+    pool.execute(move || {
+        started_tx.send(()).expect("test alive");
+        let _ = release_rx.recv_timeout(PATIENCE);
+        then();
+    })
+    .expect("running");
+    started_rx
+        .recv_timeout(PATIENCE)
+        .expect("the worker picked up the blocker");
+    release_tx
+}
+
 /// Runs `f` on a helper thread and fails the test if it does not return within [`PATIENCE`].
 fn within_patience<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();
@@ -138,16 +155,7 @@ fn close_wakes_a_submitter_blocked_on_a_full_queue() {
         .queue_capacity(Some(1))
         .build()
         .expect("valid");
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let (started_tx, started_rx) = mpsc::channel();
-    pool.execute(move || {
-        started_tx.send(()).expect("test alive");
-        let _ = release_rx.recv_timeout(PATIENCE);
-    })
-    .expect("running");
-    started_rx
-        .recv_timeout(PATIENCE)
-        .expect("the worker picked up the blocker");
+    let release_tx = occupy_a_worker(&pool, || {});
     let hits = counter();
     pool.execute(bump(&hits)).expect("fills the one queue slot");
 
@@ -172,16 +180,7 @@ fn close_wakes_a_submitter_blocked_on_a_full_queue() {
 #[test_log::test]
 fn shutdown_now_returns_the_jobs_that_never_ran() {
     let pool = ThreadPool::new(1);
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let (started_tx, started_rx) = mpsc::channel();
-    pool.execute(move || {
-        started_tx.send(()).expect("test alive");
-        let _ = release_rx.recv_timeout(PATIENCE);
-    })
-    .expect("running");
-    started_rx
-        .recv_timeout(PATIENCE)
-        .expect("the worker picked up the blocker");
+    let release_tx = occupy_a_worker(&pool, || {});
     let hits = counter();
     for _ in 0..5 {
         pool.execute(bump(&hits)).expect("running");
@@ -297,18 +296,10 @@ fn wait_idle_from_a_worker_is_refused() {
 #[test_log::test]
 fn shutdown_timeout_reports_a_job_still_running() {
     let pool = ThreadPool::new(2);
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let (started_tx, started_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel();
-    pool.execute(move || {
-        started_tx.send(()).expect("test alive");
-        let _ = release_rx.recv_timeout(PATIENCE);
+    let release_tx = occupy_a_worker(&pool, move || {
         let _ = done_tx.send(());
-    })
-    .expect("running");
-    started_rx
-        .recv_timeout(PATIENCE)
-        .expect("the worker picked up the blocker");
+    });
 
     let t0 = Instant::now();
     let report = pool
@@ -371,16 +362,7 @@ fn try_execute_says_full_on_a_full_bounded_queue() {
         .queue_capacity(Some(2))
         .build()
         .expect("valid");
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let (started_tx, started_rx) = mpsc::channel();
-    pool.execute(move || {
-        started_tx.send(()).expect("test alive");
-        let _ = release_rx.recv_timeout(PATIENCE);
-    })
-    .expect("running");
-    started_rx
-        .recv_timeout(PATIENCE)
-        .expect("the worker picked up the blocker");
+    let release_tx = occupy_a_worker(&pool, || {});
     let hits = counter();
     pool.try_execute(bump(&hits)).expect("slot 1 of 2");
     pool.try_execute(bump(&hits)).expect("slot 2 of 2");
