@@ -216,6 +216,67 @@ fn directory_listing_is_opt_in_and_escapes_names() {
     assert!(!get(srv.addr, "/").text().contains(".hidden"));
 }
 
+/// A path ending in `/` tries `index.html` before looking at the directory; every case where that
+/// shortcut does not apply must get the answer the directory logic gives.
+#[test_log::test]
+fn directory_requests_try_index_html_first_and_fall_back_unchanged() {
+    let site = Site::new();
+    // `index.html` that is itself a directory: not an index page, so the listing is served.
+    std::fs::create_dir_all(site.root.join("odd/index.html")).unwrap();
+    std::fs::write(site.root.join("odd/page.txt"), "page\n").unwrap();
+    #[cfg(unix)]
+    {
+        // An index page that escapes the root through a symlink is refused (listing instead)...
+        std::fs::create_dir_all(site.root.join("escape")).unwrap();
+        std::os::unix::fs::symlink("../../secret.txt", site.root.join("escape/index.html"))
+            .unwrap();
+        // ...while one that stays inside the root is served.
+        std::fs::create_dir_all(site.root.join("alias")).unwrap();
+        std::os::unix::fs::symlink("../hello.txt", site.root.join("alias/index.html")).unwrap();
+    }
+    let srv = Running::start(
+        Server::builder().threads(1),
+        StaticFiles::new(&site.root).unwrap().list_dirs(true),
+    );
+    let r = get(srv.addr, "/sub/");
+    assert_eq!((r.status, r.text().as_str()), (200, "SUB-INDEX\n"));
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let r = get(srv.addr, "/odd/");
+    assert_eq!(r.status, 200);
+    let html = r.text();
+    assert!(html.contains("Index of /odd/"), "{html}");
+    assert!(html.contains("./index.html/"), "{html}");
+    assert!(html.contains("./page.txt"), "{html}");
+    // Without the slash, a directory is still redirected, even when it has an index page.
+    let r = get(srv.addr, "/sub");
+    assert_eq!((r.status, r.header("location")), (301, Some("/sub/")));
+    // A directory without `index.html`: the listing, as before.
+    assert!(get(srv.addr, "/empty/").text().contains("Index of /empty/"));
+    // Absent directories are 404, with the site's page.
+    let r = get(srv.addr, "/missing/");
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("NOT-FOUND-PAGE"));
+    // A regular file named with a trailing slash (`hello.txt/index.html` fails with ENOTDIR):
+    // the slash is dropped by path resolution and the file is served, as before this shortcut.
+    assert_eq!(get(srv.addr, "/hello.txt/").text(), "hello, world\n");
+    #[cfg(unix)]
+    {
+        let r = get(srv.addr, "/escape/");
+        assert!(
+            !r.text().contains(SECRET),
+            "the index symlink leaked the secret"
+        );
+        assert!(r.text().contains("Index of /escape/"), "{}", r.text());
+        let r = get(srv.addr, "/alias/");
+        assert_eq!((r.status, r.text().as_str()), (200, "hello, world\n"));
+    }
+    drop(srv);
+    // Listings off: a directory whose `index.html` is a directory answers 404.
+    let srv = static_server(&site);
+    assert_eq!(get(srv.addr, "/odd/").status, 404);
+    assert_eq!(get(srv.addr, "/sub/").text(), "SUB-INDEX\n");
+}
+
 #[test_log::test]
 fn malformed_requests_get_4xx_and_the_server_lives_on() {
     let site = Site::new();

@@ -15,7 +15,9 @@
 //! 4. **Directories** without a trailing slash are redirected (`301`) to the slash form, with a
 //!    `Location` rebuilt from the normalised segments (never `//host`, so never an open redirect).
 //!    With a slash, `index.html` is served, else an HTML listing if enabled (names HTML-escaped),
-//!    else `404`.
+//!    else `404`. For a path ending in `/`, `index.html` is opened first, before the directory
+//!    itself, so serving an index page costs one open and one stat; only when that fails is the
+//!    directory opened to choose between a listing and `404`.
 //! 5. **Files** get `Content-Type` (by extension; `charset=utf-8` for text), `ETag`,
 //!    `Last-Modified`, `Accept-Ranges: bytes` and `X-Content-Type-Options: nosniff`. Conditional
 //!    requests: `If-None-Match` (wins when present) or `If-Modified-Since` → `304`. A single
@@ -152,6 +154,16 @@ impl StaticFiles {
         Some((File::open(&canon).ok()?, joined))
     }
 
+    /// Opens `<dir>/index.html` and returns it with its metadata and path, if it is a regular file
+    /// inside the root. `None` for every other outcome (absent, `dir` not a directory, a directory
+    /// or other non-file named `index.html`, a symlink leaving the root, unreadable): the caller
+    /// then falls back to looking at `dir` itself, which decides the answer exactly as before.
+    fn open_index(&self, dir: &Path) -> Option<(File, fs::Metadata, PathBuf)> {
+        let (file, path) = self.open_contained(&dir.join("index.html"))?;
+        let meta = file.metadata().ok().filter(fs::Metadata::is_file)?;
+        Some((file, meta, path))
+    }
+
     fn serve(&self, req: &Request<'_, '_>) -> Response {
         let resolved = match resolve(Path::new(""), req.target, self.serve_hidden) {
             Ok(r) => r,
@@ -161,6 +173,15 @@ impl StaticFiles {
                 return Response::plain_status(e.status_code());
             }
         };
+        // A path ending in `/` almost always names a directory with an index page. Opening
+        // `<dir>/index.html` straight away serves it with one open and one stat, instead of also
+        // opening and statting the directory first. Any failure falls through to the general path
+        // below, so what is answered never depends on this shortcut.
+        if resolved.trailing_slash
+            && let Some((index, index_meta, index_path)) = self.open_index(&resolved.path)
+        {
+            return self.serve_file(req, index, &index_meta, &index_path);
+        }
         let Some((file, path)) = self.open_contained(&resolved.path) else {
             return self.not_found();
         };
@@ -174,12 +195,7 @@ impl StaticFiles {
                     .header("Content-Type", "text/plain; charset=utf-8")
                     .body("Moved Permanently\n");
             }
-            if let Some((index, index_path)) =
-                self.open_contained(&resolved.path.join("index.html"))
-                && let Some(index_meta) = index.metadata().ok().filter(|m| m.is_file())
-            {
-                return self.serve_file(req, index, &index_meta, &index_path);
-            }
+            // With the trailing slash, `index.html` was tried above and is not a servable file.
             if self.list_dirs {
                 return self.listing(&path, &resolved);
             }

@@ -20,7 +20,8 @@
 //!    path, which would replace the root).
 //!
 //! What this step cannot know — symlinks — is checked by the caller after it: the static-file handler
-//! canonicalises the joined path and refuses anything outside the canonical root.
+//! opens the path relative to the root with `openat2(RESOLVE_BENEATH)` on Linux (else canonicalises
+//! it) and refuses anything that resolves outside the root.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
