@@ -12,7 +12,7 @@ set -euo pipefail
 
 # 11 models of the real pool (pool.rs) + 6 of its fast paths (pool_fast_path.rs) + 5 negative
 # examples (negative.rs).
-expected="${LOOM_MIN_MODELS:-22}"
+expected="${LOOM_MIN_MODELS:-23}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -22,7 +22,7 @@ pub use loom::sync::{Arc, Condvar, Mutex, MutexGuard, atomic};
 #[cfg(loom)]
 pub use loom::thread;
 #[cfg(loom)]
-pub(crate) use loom::thread_local;
+pub(crate) use loom::{lazy_static, thread_local};
 
 #[cfg(not(loom))]
 pub use std::sync::{Arc, Condvar, Mutex, MutexGuard, atomic};

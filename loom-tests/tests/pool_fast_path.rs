@@ -22,6 +22,9 @@ const SWAP_BOUND: usize = 2;
 /// most expensive model in the suite (README cost table).
 const TWO_WAITERS_BOUND: usize = 2;
 
+/// Three threads (main, one worker, one more submitter), sequenced by latches: see README.
+const OTHER_INBOX_BOUND: usize = 3;
+
 /// Takes the pool back from its `Arc` once every other handle (threads, jobs) has been dropped.
 fn sole(pool: Arc<ThreadPool>) -> ThreadPool {
     match Arc::try_unwrap(pool) {
@@ -254,6 +257,55 @@ fn drain_runs_jobs_in_take_side_queue() {
             let report = pool.shutdown().expect("not on a worker");
             assert_eq!(log.snapshot(), [0, 1, 2]);
             assert_eq!((report.completed, report.threads_joined), (3, 1));
+        },
+    );
+}
+
+/// [C17] Sharded inboxes: a worker registers in `sleeping` *before* its last look at the inboxes,
+/// and a submitter reads `sleeping` *after* releasing its inbox, so a job pushed into an inbox the
+/// sleeping worker has already looked at still wakes it. One worker; the main thread's job runs
+/// first (so the worker goes back to look and sleep), then a second thread, which submits to the
+/// *other* inbox (loom builds have two; threads take them in turn), submits while the worker is
+/// anywhere between its last look and its wait. Each job must run while the pool is `Running`:
+/// only the submit path's notification can wake the worker, and a lost one deadlocks the model.
+#[test]
+fn job_in_other_inbox_wakes_worker_that_looked_there_already() {
+    check(
+        "job_in_other_inbox_wakes_worker_that_looked_there_already",
+        OTHER_INBOX_BOUND,
+        || {
+            let ledger = Ledger::new(2);
+            let pool = Arc::new(ThreadPool::new(1));
+            let first = Latch::new();
+            {
+                let (job, done) = (ledger.job(0), first.clone());
+                pool.execute(move || {
+                    job();
+                    done.open();
+                })
+                .expect("accepted");
+            }
+            first.wait();
+            let second = Latch::new();
+            let submitter = {
+                let (pool, job, done) = (Arc::clone(&pool), ledger.job(1), second.clone());
+                thread::spawn(move || {
+                    pool.execute(move || {
+                        job();
+                        done.open();
+                    })
+                    .expect("accepted");
+                })
+            };
+            // Deadlocks (loom reports it) if the worker slept through the second submit.
+            second.wait();
+            submitter.join().expect("submitter");
+            assert!(
+                !pool.is_closed(),
+                "jobs ran without any shutdown notification"
+            );
+            ledger.assert_each_ran_once();
+            drop(sole(pool));
         },
     );
 }

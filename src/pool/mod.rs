@@ -120,30 +120,34 @@ impl ThreadPool {
         F: FnOnce() + Send + 'static,
     {
         let shared = &*self.shared;
-        let mut st = shared.lock();
+        let mut inbox = lock(shared.inbox_for_this_thread());
         loop {
-            if st.phase != Phase::Running {
+            if !inbox.open {
                 return Err(ExecuteError::ShutDown(job));
             }
             match shared.capacity {
-                Some(cap) if st.queue.len() >= cap => {
+                Some(cap) if inbox.queue.len() >= cap => {
                     if !block {
                         return Err(ExecuteError::Full(job));
                     }
-                    st.blocked_submitters += 1;
-                    st = wait(&shared.space_ready, st);
-                    st.blocked_submitters -= 1;
+                    // A bounded pool has one inbox, the one `space_ready` is used with.
+                    inbox.blocked_submitters += 1;
+                    inbox = wait(&shared.space_ready, inbox);
+                    inbox.blocked_submitters -= 1;
                 }
                 _ => break,
             }
         }
-        if st.queue.is_empty() {
+        if inbox.queue.is_empty() {
             shared.inbox_hint.store(true, Ordering::Relaxed);
         }
-        st.queue.push_back(Box::new(job));
-        let wake = st.sleeping > 0;
-        drop(st);
-        if wake {
+        inbox.queue.push_back(Box::new(job));
+        drop(inbox);
+        // Read after releasing the inbox: a worker that looked at this inbox before our push had
+        // registered in `sleeping` before that look, so we see it (SHUTDOWN.md §4 I6). Taking
+        // `state` before notifying waits until such a worker has really started to wait.
+        if shared.sleeping.load(Ordering::Relaxed) > 0 {
+            drop(shared.lock());
             shared.work_ready.notify_one();
         }
         Ok(())
@@ -167,7 +171,7 @@ impl ThreadPool {
         self.refuse_from_worker()?;
         loop {
             let (taken, st) = self.shared.lock_both();
-            if taken.queue.is_empty() && st.queue.is_empty() && taken.active == 0 {
+            if self.shared.idle_with(&taken) {
                 return Ok(());
             }
             // Keep `state` from the check to the wait: every transition to idle is noticed with
@@ -232,7 +236,7 @@ impl ThreadPool {
             completed: taken.completed,
             panicked: taken.panicked,
             still_running: taken.active,
-            still_queued: taken.queue.len() + st.queue.len(),
+            still_queued: taken.queue.len() + self.shared.inboxed(),
             threads_joined: 0,
         };
         drop((taken, st));
@@ -248,8 +252,8 @@ impl ThreadPool {
 
     /// Jobs accepted and waiting for a worker.
     pub fn queued(&self) -> usize {
-        let (taken, st) = self.shared.lock_both();
-        taken.queue.len() + st.queue.len()
+        let (taken, _st) = self.shared.lock_both();
+        taken.queue.len() + self.shared.inboxed()
     }
 
     /// Jobs running right now.
@@ -311,7 +315,7 @@ impl ThreadPool {
             completed: taken.completed,
             panicked: taken.panicked,
             still_running: taken.active,
-            still_queued: taken.queue.len() + st.queue.len(),
+            still_queued: taken.queue.len() + self.shared.inboxed(),
             threads_joined: joined,
         };
         drop((taken, st));
@@ -344,7 +348,7 @@ impl std::fmt::Debug for ThreadPool {
         f.debug_struct("ThreadPool")
             .field("threads", &self.handles.len())
             .field("phase", &st.phase)
-            .field("queued", &(taken.queue.len() + st.queue.len()))
+            .field("queued", &(taken.queue.len() + self.shared.inboxed()))
             .field("active", &taken.active)
             .field("completed", &taken.completed)
             .field("panicked", &taken.panicked)

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::{Condvar, Mutex, MutexGuard, lock, thread, thread_local, wait};
 
 /// A queued job: what [`ThreadPool::shutdown_now`](super::ThreadPool::shutdown_now) hands back.
@@ -28,19 +28,25 @@ pub(crate) enum Phase {
     Stopping,
 }
 
-/// Everything behind the submit-side lock (`Shared::state`): the inbox and the lifecycle.
-pub(crate) struct State {
+/// Everything behind one inbox lock (`Shared::inboxes[i]`): the jobs submitted to that inbox.
+pub(crate) struct Inbox {
     /// Accepted jobs not yet moved to the take-side queue ([`Taken::queue`]), oldest first. Every
-    /// job here is newer than every job in `Taken::queue`.
+    /// job here is newer than every job that the same submitting thread put into `Taken::queue`.
     pub(crate) queue: VecDeque<Job>,
+    /// `true` while the phase is `Running`: the copy of [`State::phase`] that a submitter checks
+    /// under this lock alone. Cleared in every inbox by `begin_shutdown`, which holds every lock.
+    pub(crate) open: bool,
+    /// Submitters blocked in `space_ready.wait` on a full bounded queue (a bounded pool has one
+    /// inbox, and `space_ready` is used with its lock only).
+    pub(crate) blocked_submitters: usize,
+}
+
+/// Everything behind the lifecycle lock (`Shared::state`).
+pub(crate) struct State {
     /// Lifecycle phase; see [`Phase`].
     pub(crate) phase: Phase,
-    /// Workers blocked in `work_ready.wait`; a submitter notifies only if this is non-zero.
-    pub(crate) sleeping: usize,
     /// Workers that have started and not yet exited their loop.
     pub(crate) live_workers: usize,
-    /// Submitters blocked in `space_ready.wait` on a full bounded queue.
-    pub(crate) blocked_submitters: usize,
     /// Callers blocked in `idle.wait` inside `wait_idle`; a worker that finds the pool idle
     /// notifies only if this is non-zero (a notification is a syscall even with nobody waiting).
     pub(crate) idle_waiters: usize,
@@ -62,39 +68,52 @@ pub(crate) struct Taken {
     pub(crate) panicked: u64,
 }
 
-impl Taken {
-    /// Is the pool idle: both queues empty and no job running? (Both locks held.)
-    fn idle_with(&self, st: &State) -> bool {
-        self.queue.is_empty() && st.queue.is_empty() && self.active == 0
-    }
-}
+/// How many inboxes an unbounded pool has. Each submitting thread always uses the same one (see
+/// [`Shared::inbox_for_this_thread`]), so up to this many threads submit without contending on a
+/// lock. A worker that looks for work locks each of them once per look, so more is not free.
+/// Under loom two inboxes are enough to cover "the job is in an inbox the worker has not locked
+/// yet" and keep the models small.
+#[cfg(not(loom))]
+const INBOXES: usize = 8;
+#[cfg(loom)]
+const INBOXES: usize = 2;
 
 /// The state shared by the [`ThreadPool`](super::ThreadPool) handle and its workers.
 ///
-/// Lock discipline: two locks, `taken` (take side) and `state` (submit side). Whoever needs both
-/// takes `taken` first, then `state`; a submitter takes only `state`. Neither is ever held while a
-/// job runs, while a hook runs, or while joining a thread. Each condition variable is used with
-/// `state` only, and says what it signals:
+/// Lock discipline (`SHUTDOWN.md` §1): `taken`, then `state`, then the inboxes in index order.
+/// Whoever holds several took them in that order; a submitter takes only its own inbox (and
+/// `state` alone, after releasing the inbox, to wake a sleeper). No lock is ever held while a job
+/// runs, while a hook runs, or while joining a thread. Each condition variable says what it
+/// signals and which lock it is used with:
 pub(crate) struct Shared {
-    /// The inbox, the phase and the worker/submitter counters (see [`State`]).
+    /// The phase and the worker/waiter counters (see [`State`]).
     pub(crate) state: Mutex<State>,
     /// The take-side queue and the job counters (see [`Taken`]).
-    pub(crate) taken: Mutex<Taken>,
-    /// Signalled when a job is queued (one sleeper) or the phase leaves `Running` (all sleepers).
-    /// Workers wait on it.
+    pub(crate) taken: Padded<Mutex<Taken>>,
+    /// The submit side: [`INBOXES`] inboxes in an unbounded pool, exactly one in a bounded pool
+    /// (so that its capacity is counted on one queue).
+    pub(crate) inboxes: Box<[Padded<Mutex<Inbox>>]>,
+    /// Workers registered as about to sleep or sleeping on `work_ready`. Changed only with `state`
+    /// held; read by submitters with no lock, after releasing their inbox (`SHUTDOWN.md` §4 I6
+    /// says why that read cannot miss a sleeper).
+    pub(crate) sleeping: Padded<AtomicUsize>,
+    /// Used with `state`. Signalled when a job is queued while a worker sleeps (one sleeper) or the
+    /// phase leaves `Running` (all sleepers). Workers wait on it.
     pub(crate) work_ready: Condvar,
-    /// Signalled when a bounded queue loses a job (one submitter) or the phase leaves `Running`
-    /// (all). Blocked submitters wait on it.
+    /// Used with `inboxes[0]` (a bounded pool's only inbox). Signalled when a bounded queue loses
+    /// a job (one submitter) or the phase leaves `Running` (all). Blocked submitters wait on it.
     pub(crate) space_ready: Condvar,
-    /// Signalled (all) when the pool becomes idle (both queues empty and nothing active; always
-    /// detected with both locks held) and when a worker exits. `wait_idle` and `shutdown_timeout` wait on it.
+    /// Used with `state`. Signalled (all) when the pool becomes idle (every queue empty and nothing
+    /// active; always detected holding `taken` and `state`) and when a worker exits. `wait_idle`
+    /// and `shutdown_timeout` wait on it.
     pub(crate) idle: Condvar,
     /// `None` for an unbounded queue.
     pub(crate) capacity: Option<usize>,
-    /// `!state.queue.is_empty()`, written under `state` whenever that changes, read without any
+    /// "Some inbox may be non-empty": set by a submit that made its inbox non-empty (under that
+    /// inbox's lock), cleared by a worker just before it empties the inboxes. Read without any
     /// lock only by spinning workers to decide when to look again. Never trusted for a decision:
     /// every decision re-reads the queues under the locks.
-    pub(crate) inbox_hint: AtomicBool,
+    pub(crate) inbox_hint: Padded<AtomicBool>,
     pub(crate) on_start: Option<Hook>,
     pub(crate) on_stop: Option<Hook>,
 }
@@ -103,11 +122,15 @@ pub(crate) struct Shared {
 thread_local! {
     /// The identity (address of `Shared`) of the pool whose worker this thread is; 0 elsewhere.
     static CURRENT_POOL: Cell<usize> = const { Cell::new(0) };
+    /// This thread's [`submitter_number`], once computed.
+    static SUBMITTER_NUMBER: Cell<Option<usize>> = const { Cell::new(None) };
 }
 #[cfg(loom)]
 thread_local! {
     /// Same, in loom's form (loom's macro does not accept a `const { }` initialiser).
     static CURRENT_POOL: Cell<usize> = Cell::new(0);
+    /// Same, in loom's form.
+    static SUBMITTER_NUMBER: Cell<Option<usize>> = Cell::new(None);
 }
 
 impl Shared {
@@ -118,24 +141,31 @@ impl Shared {
     ) -> Self {
         Shared {
             state: Mutex::new(State {
-                queue: VecDeque::new(),
                 phase: Phase::Running,
-                sleeping: 0,
                 live_workers: 0,
-                blocked_submitters: 0,
                 idle_waiters: 0,
             }),
-            taken: Mutex::new(Taken {
+            taken: Padded(Mutex::new(Taken {
                 queue: VecDeque::new(),
                 active: 0,
                 completed: 0,
                 panicked: 0,
-            }),
+            })),
+            inboxes: (0..if capacity.is_some() { 1 } else { INBOXES })
+                .map(|_| {
+                    Padded(Mutex::new(Inbox {
+                        queue: VecDeque::new(),
+                        open: true,
+                        blocked_submitters: 0,
+                    }))
+                })
+                .collect(),
+            sleeping: Padded(AtomicUsize::new(0)),
             work_ready: Condvar::new(),
             space_ready: Condvar::new(),
             idle: Condvar::new(),
             capacity,
-            inbox_hint: AtomicBool::new(false),
+            inbox_hint: Padded(AtomicBool::new(false)),
             on_start,
             on_stop,
         }
@@ -150,40 +180,73 @@ impl Shared {
         CURRENT_POOL.with(|c| c.get()) == self.id()
     }
 
-    /// Locks the submit side.
+    /// Locks the lifecycle state.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
 
-    /// Locks both sides, in the one allowed order (take side first).
+    /// Locks `taken` and `state`, in the one allowed order.
     pub(crate) fn lock_both(&self) -> (MutexGuard<'_, Taken>, MutexGuard<'_, State>) {
         let taken = lock(&self.taken);
         (taken, lock(&self.state))
     }
 
+    /// The inbox this thread submits to: always the same one for a given thread (so one thread's
+    /// jobs stay in submit order), spread over the inboxes by thread identity.
+    pub(crate) fn inbox_for_this_thread(&self) -> &Mutex<Inbox> {
+        &self.inboxes[submitter_number() % self.inboxes.len()]
+    }
+
+    /// Jobs waiting in the inboxes, each inbox locked in turn (the caller may hold `taken` and
+    /// `state`, which come first in the lock order).
+    pub(crate) fn inboxed(&self) -> usize {
+        self.inboxes
+            .iter()
+            .map(|inbox| lock(inbox).queue.len())
+            .sum()
+    }
+
+    /// Is the pool idle: every queue empty and no job running? The caller holds `taken` (passed in)
+    /// and `state`, so no worker can take or finish a job meanwhile; a submit racing with this
+    /// look is ordered after it when it lands in an inbox already looked at.
+    pub(crate) fn idle_with(&self, taken: &Taken) -> bool {
+        taken.active == 0 && taken.queue.is_empty() && self.inboxed() == 0
+    }
+
     /// Moves the pool out of `Running` into `to` (first call wins; later calls only upgrade
     /// `Draining` to `Stopping`) and wakes every waiter so each re-checks the phase.
     ///
-    /// Guarantee: after this returns, no job is accepted any more, every sleeping worker and every
-    /// blocked submitter has been notified, and (for `Stopping`) the jobs that were queued are
-    /// returned to the caller and will never run. Idempotent.
+    /// Guarantee: after this returns, no job is accepted any more (every inbox is closed, under
+    /// its lock), every sleeping worker and every blocked submitter has been notified, and (for
+    /// `Stopping`) the jobs that were queued are returned to the caller and will never run.
+    /// Idempotent.
     pub(crate) fn begin_shutdown(&self, to: Phase) -> Vec<Job> {
         let (mut taken, mut st) = self.lock_both();
         let from = st.phase;
-        let unrun: Vec<Job> = match (from, to) {
-            (Phase::Running, Phase::Draining) => {
-                st.phase = Phase::Draining;
-                Vec::new()
-            }
-            (Phase::Running | Phase::Draining, Phase::Stopping) => {
-                st.phase = Phase::Stopping;
+        let stop = matches!(
+            (from, to),
+            (Phase::Running | Phase::Draining, Phase::Stopping)
+        );
+        let mut unrun: Vec<Job> = Vec::new();
+        if from == Phase::Running || stop {
+            st.phase = to;
+            // Each submitting thread's jobs, oldest first: its older jobs may already be in the
+            // take-side queue, never the other way round.
+            if stop {
+                unrun.extend(taken.queue.drain(..));
                 self.inbox_hint.store(false, Ordering::Relaxed);
-                // Oldest first: everything in the take-side queue predates the inbox.
-                taken.queue.drain(..).chain(st.queue.drain(..)).collect()
             }
-            _ => Vec::new(),
-        };
-        let became_idle = taken.idle_with(&st);
+            // Every inbox under its own lock, `taken` and `state` still held: no submit can land
+            // between closing one inbox and the next and still be accepted after we return.
+            for inbox in self.inboxes.iter() {
+                let mut inbox = lock(inbox);
+                inbox.open = false;
+                if stop {
+                    unrun.extend(inbox.queue.drain(..));
+                }
+            }
+        }
+        let became_idle = self.idle_with(&taken);
         drop(taken);
         drop(st);
         if from != to {
@@ -200,6 +263,88 @@ impl Shared {
         }
         unrun
     }
+
+    /// Moves waiting jobs out of the inboxes, with `taken` (passed in) and `state` held. An
+    /// unbounded pool moves every inbox's jobs to the back of the take-side queue (in inbox order;
+    /// each thread's jobs keep their order) and returns `Moved::Batch` if it moved any. A bounded
+    /// pool moves exactly the one job it is about to run, out of its one inbox, and says whether a
+    /// blocked submitter must be woken.
+    fn move_inboxes(&self, taken: &mut Taken) -> Moved {
+        if self.capacity.is_some() {
+            let mut inbox = lock(&self.inboxes[0]);
+            let Some(job) = inbox.queue.pop_front() else {
+                return Moved::Nothing;
+            };
+            if inbox.queue.is_empty() {
+                self.inbox_hint.store(false, Ordering::Relaxed);
+            }
+            return Moved::One(job, inbox.blocked_submitters > 0);
+        }
+        // Cleared before looking, so a submit that lands after its inbox was looked at sets it again.
+        self.inbox_hint.store(false, Ordering::Relaxed);
+        let mut moved = false;
+        for inbox in self.inboxes.iter() {
+            let mut inbox = lock(inbox);
+            if inbox.queue.is_empty() {
+                continue;
+            }
+            moved = true;
+            if taken.queue.is_empty() {
+                std::mem::swap(&mut taken.queue, &mut inbox.queue);
+            } else {
+                taken.queue.append(&mut inbox.queue);
+            }
+        }
+        if moved { Moved::Batch } else { Moved::Nothing }
+    }
+}
+
+/// `T` alone on its cache line(s): 128 bytes, as adjacent-line prefetching on x86-64 pairs lines
+/// (crossbeam's `CachePadded` uses the same figure). Each lock that one side of the pool hammers
+/// (`taken` by workers, each inbox by its submitters) and each flag read on every submit sits in
+/// one of these, so a write on one side does not evict what the other side is reading.
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// What [`Shared::move_inboxes`] found.
+enum Moved {
+    /// Every inbox was empty.
+    Nothing,
+    /// Jobs were moved to the take-side queue (unbounded pool).
+    Batch,
+    /// The one job to run now, and whether a blocked submitter must be woken (bounded pool).
+    One(Job, bool),
+}
+
+/// A number for the calling thread, fixed for its life: the next value of a process-wide counter,
+/// taken the first time the thread submits to any pool. Consecutive submitting threads get
+/// consecutive numbers, hence different inboxes.
+fn submitter_number() -> usize {
+    SUBMITTER_NUMBER.with(|n| {
+        if let Some(known) = n.get() {
+            return known;
+        }
+        let number = NEXT_SUBMITTER_NUMBER.fetch_add(1, Ordering::Relaxed);
+        n.set(Some(number));
+        number
+    })
+}
+
+/// The counter behind [`submitter_number`]. Only its uniqueness matters, not any ordering.
+#[cfg(not(loom))]
+static NEXT_SUBMITTER_NUMBER: AtomicUsize = AtomicUsize::new(0);
+#[cfg(loom)]
+crate::sync::lazy_static! {
+    /// Same, in loom's form: a loom atomic must be created inside the model, and a model's
+    /// iterations must all start from the same state (loom resets its lazy statics each iteration).
+    static ref NEXT_SUBMITTER_NUMBER: AtomicUsize = AtomicUsize::new(0);
 }
 
 /// How many times an idle worker re-checks for work (yielding its CPU in between) before it
@@ -229,7 +374,7 @@ impl Drop for RunningJob<'_> {
         let (mut taken, st) = self.shared.lock_both();
         taken.active -= 1;
         taken.panicked += 1;
-        let idle = taken.idle_with(&st);
+        let idle = self.shared.idle_with(&taken);
         drop((taken, st));
         if idle {
             self.shared.idle.notify_all();
@@ -285,24 +430,18 @@ fn next_job(shared: &Shared, finished: Option<Outcome>) -> Option<Job> {
             return Some(job);
         }
         let mut st = lock(&shared.state);
-        if !st.queue.is_empty() {
-            if shared.capacity.is_none() {
-                std::mem::swap(&mut taken.queue, &mut st.queue);
-                shared.inbox_hint.store(false, Ordering::Relaxed);
-                continue;
+        match shared.move_inboxes(&mut taken) {
+            Moved::Batch => continue,
+            Moved::One(job, wake_submitter) => {
+                drop(st);
+                taken.active += 1;
+                drop(taken);
+                if wake_submitter {
+                    shared.space_ready.notify_one();
+                }
+                return Some(job);
             }
-            let job = st.queue.pop_front();
-            if st.queue.is_empty() {
-                shared.inbox_hint.store(false, Ordering::Relaxed);
-            }
-            let wake_submitter = st.blocked_submitters > 0;
-            drop(st);
-            taken.active += 1;
-            drop(taken);
-            if wake_submitter {
-                shared.space_ready.notify_one();
-            }
-            return job;
+            Moved::Nothing => {}
         }
         if taken.active == 0 && st.idle_waiters > 0 {
             // Both queues empty, nothing running: idle. Waiters check this and count themselves
@@ -325,11 +464,15 @@ fn next_job(shared: &Shared, finished: Option<Outcome>) -> Option<Job> {
                 }
             }
         } else {
-            // Counting ourselves as sleeping and waiting happen in one step under `state`, which
-            // every submitter holds while it pushes and reads `sleeping`: no wake-up is lost.
-            st.sleeping += 1;
-            st = wait(&shared.work_ready, st);
-            st.sleeping -= 1;
+            // Register as sleeping *before* the last look at the inboxes, and keep `state` from
+            // there to the wait (SHUTDOWN.md §4 I6): a submit that this look misses pushed after
+            // it, so it reads `sleeping` after our increment and then takes `state`, which it can
+            // only get once we are waiting. No wake-up is lost.
+            shared.sleeping.fetch_add(1, Ordering::Relaxed);
+            if shared.inboxed() == 0 {
+                st = wait(&shared.work_ready, st);
+            }
+            shared.sleeping.fetch_sub(1, Ordering::Relaxed);
             drop(st);
             spins = SPIN_ROUNDS;
         }
