@@ -10,7 +10,7 @@
 #   LOOM_MAX_PREEMPTIONS  raises every model's preemption bound (never lowers it)
 set -euo pipefail
 
-# 11 models of the real pool (pool.rs) + 6 of its fast paths (pool_fast_path.rs) + 5 negative
+# 11 models of the real pool (pool.rs) + 7 of its fast paths (pool_fast_path.rs) + 5 negative
 # examples (negative.rs).
 expected="${LOOM_MIN_MODELS:-23}"
 

@@ -15,15 +15,17 @@ use support::{Latch, Ledger, bump, check, counter, get, silence_panics_containin
 /// Default preemption bound: every break in `SHUTDOWN.md` §7 is caught at it, and each model takes
 /// at most a few seconds (cost table in `loom-tests/README.md`). `LOOM_MAX_PREEMPTIONS` can raise it.
 const BOUND: usize = 3;
-/// Four threads make bound 3 too costly; with the two-lock pool bound 2 costs ~216k interleavings
-/// (40 s, README cost table).
+/// Four threads make bound 3 too costly; with the sharded-inbox pool bound 2 costs ~864k
+/// interleavings (about 100 s, README cost table).
 const CONCURRENT_SUBMITTERS_BOUND: usize = 2;
-/// The two-lock pool with its spin step multiplies the scheduling points of the worker's park
-/// path: at bound 3 this model needs 4.4M interleavings (330 s) and `wait_idle_has_no_lost_wakeup`
-/// 700k (126 s), so both run at 2 (README cost table). The spin-then-park race is also checked at
+/// The spin step (and, since the sharded inboxes, the look at each inbox) multiplies the scheduling
+/// points of the worker's park path: already on the two-lock pool, bound 3 needed 4.4M
+/// interleavings (330 s) for this model and 700k (126 s) for `wait_idle_has_no_lost_wakeup`, so
+/// both run at 2 (now ~519k and ~65k interleavings; README cost table). The spin-then-park race is also checked at
 /// bound 3 with one worker by `spin_then_park_has_no_lost_wakeup` (`pool_fast_path.rs`).
 const WAKEUP_BOUND: usize = 2;
-/// `shutdown_now_returns_exactly_the_unrun_jobs`: 124k interleavings (21 s) at bound 3, kept.
+/// `shutdown_now_returns_exactly_the_unrun_jobs`: ~1.2M interleavings (about 100 s) at bound 3
+/// with the sharded inboxes (124k on the two-lock pool), kept.
 const SHUTDOWN_NOW_BOUND: usize = 3;
 
 /// Takes the pool back from its `Arc` once every other handle (threads, jobs) has been dropped.

@@ -1,6 +1,8 @@
-//! loom models of the pool's fast paths (see `src/pool/SHUTDOWN.md`, claims [C11]–[C16]): the
-//! two locks (submit-side inbox `state`, take-side queue `taken`), the whole-inbox swap, the brief
-//! spin before parking, and the `idle_waiters` count that gates the `idle` notification.
+//! loom models of the pool's fast paths (see `src/pool/SHUTDOWN.md`, claims [C11]–[C17]): the
+//! sharded submit side (one inbox per submitting thread, 2 under loom) and the take-side queue
+//! `taken`, the move of every inbox into it, the brief spin before parking, the sleeper count that
+//! submitters read after releasing their inbox, and the `idle_waiters` count that gates the `idle`
+//! notification.
 //!
 //! Like `pool.rs`, these run the real pool code through `poolserve::sync`; each test's name is
 //! its property and each asserts it. Bounds and costs: `loom-tests/README.md`.
@@ -15,10 +17,10 @@ use support::{Latch, Ledger, check};
 /// Two threads (main and one worker, the gated ones sequenced by latches): bound 4 costs at most
 /// ~20k interleavings (1 s) here (README cost table).
 const TWO_THREAD_BOUND: usize = 4;
-/// Four threads, two submitters and two workers: 271k interleavings (33 s) at bound 2.
+/// Four threads, two submitters and two workers: ~1.25M interleavings (about 170 s) at bound 2.
 const SWAP_BOUND: usize = 2;
-/// Four threads, two waiters and two workers: 703k interleavings (about a minute) at bound 2, 5.6k
-/// (0.7 s) at bound 1. Kept at 2 because this is the one model aimed at `idle_waiters`; it is the
+/// Four threads, two waiters and two workers: ~2.4M interleavings (about 250 s) at bound 2 with
+/// the sharded inboxes (703k on the two-lock pool). Kept at 2 because this is the one model aimed at `idle_waiters`; it is the
 /// most expensive model in the suite (README cost table).
 const TWO_WAITERS_BOUND: usize = 2;
 

@@ -12,7 +12,8 @@
 //! * **Drop drains and joins.** Dropping the pool runs every queued job and joins every worker; it never
 //!   panics.
 //!
-//! The protocol (phases, the two locks and their order, what each condition variable signals, and
+//! The protocol (phases, the locks — one inbox per submitting thread, the take-side queue, the
+//! lifecycle state — and their order, what each condition variable signals, and
 //! why the promises hold) is written down in `SHUTDOWN.md` beside this file; each claim there names
 //! the loom model in `loom-tests/` that checks it.
 //!
