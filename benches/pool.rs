@@ -16,7 +16,11 @@
 //! * `mixed/{w}w` — `MIXED_JOBS` jobs of busy work, 9 of every 10 about 1 µs, the 10th about 50 µs.
 //!
 //! Run: `cargo bench --bench pool -- --warm-up-time 1 --measurement-time 3`, then
-//! `python3 benches/pool_report.py` for the table of medians and ratios. The latency and headline
+//! `python3 benches/pool_report.py` for the table of medians and ratios. After the criterion
+//! groups the bench also runs the same cases in interleaved rounds (every pool once per case per
+//! round; `POOL_BENCH_ROUNDS`, default 15, 0 skips) and prints that table itself: on a shared
+//! machine its ratios are the ones to quote, because load drift hits every pool alike.
+//! `POOL_BENCH_CRITERION=0` runs the interleaved rounds alone. The latency and headline
 //! groups set their own (shorter) timing, because one of their iterations costs far more wall time
 //! than it reports (latency) or than criterion's default budget allows (headline).
 
@@ -394,12 +398,175 @@ fn mixed(c: &mut Criterion) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Interleaved rounds: the same cases, every pool once per round, rounds repeated.
+
+/// Pause before each pool's turn in the interleaved run, so no pool's spinning workers steal the
+/// CPUs from the next one.
+const SETTLE_PAUSE: Duration = Duration::from_millis(5);
+/// Start-latency samples per pool per round in the interleaved run.
+const LATENCY_SAMPLES_PER_ROUND: usize = 25;
+
+/// Every pool kind with `workers` threads, all built at once (idle pools park their workers).
+fn all_pools(workers: usize) -> Vec<(&'static str, Box<dyn Runner>)> {
+    let rayon = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .expect("rayon pool builds");
+    vec![
+        (
+            "poolserve",
+            Box::new(Typed(poolserve::ThreadPool::new(workers))),
+        ),
+        (
+            "threadpool",
+            Box::new(Typed(threadpool::ThreadPool::new(workers))),
+        ),
+        ("rayon", Box::new(Typed(rayon))),
+        ("crossbeam", Box::new(Typed(ChannelPool::new(workers)))),
+        ("book", Box::new(Typed(BookPool::new(workers)))),
+    ]
+}
+
+/// Criterion measures one pool after another, so a change in the shared machine's load between
+/// two pools' turns moves their ratio (on the 2-core machine here, one case's ratio moved from
+/// 0.9× to 1.4× between runs this way). This runs the same cases in `rounds` rounds, each round
+/// timing every pool once per case, back to back, and prints the medians over the rounds and
+/// poolserve's ratio to the best peer as a markdown table: drift hits every pool alike.
+fn interleaved(rounds: usize) {
+    let latch = Latch::leak();
+    let probe: &'static LatencyProbe = Box::leak(Box::new(LatencyProbe {
+        base: Instant::now(),
+        started_ns: AtomicU64::new(0),
+    }));
+    type Case = (String, usize, Box<dyn Fn(&dyn Runner) -> Vec<f64>>);
+    let timed = |f: Box<dyn Fn(&dyn Runner)>| -> Box<dyn Fn(&dyn Runner) -> Vec<f64>> {
+        Box::new(move |pool| {
+            let start = Instant::now();
+            f(pool);
+            vec![start.elapsed().as_secs_f64() * 1e9]
+        })
+    };
+    let mut cases: Vec<Case> = vec![(
+        "headline-1M/2w-1s".into(),
+        2,
+        timed(Box::new(move |p| p.tiny_batch(latch, HEADLINE_JOBS, 1))),
+    )];
+    for workers in [2, 4] {
+        for submitters in [1, 4] {
+            cases.push((
+                format!("tiny/{workers}w-{submitters}s"),
+                workers,
+                timed(Box::new(move |p| {
+                    p.tiny_batch(latch, TINY_JOBS, submitters)
+                })),
+            ));
+        }
+    }
+    for workers in [2, 4] {
+        cases.push((
+            format!("latency/{workers}w"),
+            workers,
+            Box::new(move |p| {
+                (0..LATENCY_SAMPLES_PER_ROUND)
+                    .map(|_| {
+                        thread::sleep(IDLE_PAUSE);
+                        p.start_latency(probe).as_secs_f64() * 1e9
+                    })
+                    .collect()
+            }),
+        ));
+    }
+    for workers in [2, 4] {
+        cases.push((
+            format!("mixed/{workers}w"),
+            workers,
+            timed(Box::new(move |p| p.mixed_batch(latch, MIXED_JOBS))),
+        ));
+    }
+    let pools = [(2, all_pools(2)), (4, all_pools(4))];
+    let names: Vec<&str> = pools[0].1.iter().map(|(n, _)| *n).collect();
+    // samples[case][pool]
+    let mut samples = vec![vec![Vec::new(); names.len()]; cases.len()];
+    for round in 0..rounds {
+        for (ci, (_, workers, run)) in cases.iter().enumerate() {
+            let set = &pools
+                .iter()
+                .find(|(w, _)| w == workers)
+                .expect("pool set")
+                .1;
+            // Rotate the starting pool each round so no pool always runs first.
+            for k in 0..set.len() {
+                let pi = (k + round) % set.len();
+                // Let the previous pool's workers finish spinning and park before timing the next.
+                thread::sleep(SETTLE_PAUSE);
+                samples[ci][pi].extend(run(&*set[pi].1));
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    println!("\n## Interleaved: {rounds} rounds, medians\n");
+    println!(
+        "| case | {} | best peer | poolserve / best | / crossbeam | / threadpool |",
+        names.join(" | ")
+    );
+    println!("|---|{}---|---|---|---|", "---|".repeat(names.len()));
+    for (ci, (case, _, _)) in cases.iter().enumerate() {
+        let meds: Vec<f64> = samples[ci].iter_mut().map(median).collect();
+        let (best_i, best) = meds
+            .iter()
+            .enumerate()
+            .skip(1)
+            .min_by(|a, b| a.1.total_cmp(b.1))
+            .expect("peers");
+        let of = |name: &str| meds[names.iter().position(|n| *n == name).expect("peer")];
+        println!(
+            "| {case} | {} | {} | {:.2}× | {:.2}× | {:.2}× |",
+            meds.iter()
+                .map(|&ns| fmt_ns(ns))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            names[best_i],
+            meds[0] / best,
+            meds[0] / of("crossbeam"),
+            meds[0] / of("threadpool"),
+        );
+    }
+}
+
+/// A duration in nanoseconds, in a readable unit.
+fn fmt_ns(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
 // Written out instead of `criterion_group!`/`criterion_main!`, whose generated `pub fn` has no docs.
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
-    headline(&mut c);
-    tiny(&mut c);
-    latency(&mut c);
-    mixed(&mut c);
-    c.final_summary();
+    // POOL_BENCH_ROUNDS: interleaved rounds after the criterion groups (default 15; 0 skips them).
+    let rounds = std::env::var("POOL_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15);
+    // POOL_BENCH_CRITERION=0 skips the criterion groups (the interleaved table alone).
+    if std::env::var("POOL_BENCH_CRITERION").as_deref() != Ok("0") {
+        let mut c = Criterion::default().configure_from_args();
+        headline(&mut c);
+        tiny(&mut c);
+        latency(&mut c);
+        mixed(&mut c);
+        c.final_summary();
+    }
+    if rounds > 0 {
+        interleaved(rounds);
+    }
 }
