@@ -23,8 +23,13 @@ use crate::http::{
     WriteOptions, head_end, parse, write_response,
 };
 
-/// How much is read per `read` call.
+/// How much is read per `read` call once a request is under way.
 const READ_CHUNK: usize = 16 * 1024;
+/// How much the first `read` into an empty buffer asks for. Most request heads are well under
+/// 4 KiB, and the buffer is zeroed up to what is asked for: asking for 16 KiB every time allocates
+/// and clears 16 KiB per keep-alive request for a head of a few hundred bytes (the `memset` alone
+/// was ~1 % of the server's CPU samples under the load benchmark).
+const FIRST_READ: usize = 4 * 1024;
 /// After an early error response, how long (and how much) to drain what the client still sends, so
 /// that closing does not reset the connection before the client reads the response (RFC 9112 §9.6).
 const LINGER_TIME: Duration = Duration::from_millis(500);
@@ -198,7 +203,8 @@ pub(crate) fn on_readable(
             break;
         }
         let start = conn.buf.len();
-        conn.buf.resize(start + READ_CHUNK, 0);
+        let chunk = if start == 0 { FIRST_READ } else { READ_CHUNK };
+        conn.buf.resize(start + chunk, 0);
         let r = conn.stream.read(&mut conn.buf[start..]);
         match r {
             Ok(0) => {
@@ -209,7 +215,7 @@ pub(crate) fn on_readable(
             Ok(n) => {
                 conn.buf.truncate(start + n);
                 conn.first_byte.get_or_insert_with(Instant::now);
-                if n < READ_CHUNK && !conn.peer_closed {
+                if n < chunk && !conn.peer_closed {
                     break; // drained what was there (the next read would say WouldBlock)
                 }
             }
