@@ -56,11 +56,12 @@ report="$OUT/costs.md"
 } >"$report"
 
 i=0
-for s in poolserve hyper tiny book; do
+# poolserve twice: with 4 workers (its default) and with 2 (one per core, like hyper's runtime).
+for s in poolserve-4w poolserve-2w hyper tiny book; do
     port=$((BASE_PORT + i)); i=$((i + 1))
-    if [ "$s" = poolserve ]; then
-        "$POOLSERVE_BIN" --bind "127.0.0.1:$port" --root "$SITE" --threads 4 --no-access-log \
-            >/dev/null 2>&1 &
+    if [ "${s%-*}" = poolserve ]; then
+        "$POOLSERVE_BIN" --bind "127.0.0.1:$port" --root "$SITE" --threads "${s#poolserve-}" \
+            --no-access-log >/dev/null 2>&1 &
     else
         "$PEERS_DIR/$s" "$port" "$SITE" >/dev/null 2>&1 &
     fi
@@ -85,9 +86,10 @@ done
 
 if command -v strace >/dev/null; then
     port=$((BASE_PORT + 9))
+    # The same worker count as the throughput runs (run.sh passes POOLSERVE_THREADS).
     trace="$(mktemp)"
     timeout 60 strace -f -c -o "$trace" "$POOLSERVE_BIN" --bind "127.0.0.1:$port" --root "$SITE" \
-        --threads 4 --no-access-log >/dev/null 2>&1 &
+        --threads "${POOLSERVE_THREADS:-4}" --no-access-log >/dev/null 2>&1 &
     spid=$!
     PIDS+=("$spid")
     probes=0

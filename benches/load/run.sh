@@ -213,7 +213,7 @@ python3 "$HERE/report.py" "$OUT"
 # --- per-request costs (CPU, context switches, poolserve's system calls) ---------------------------
 if [ -z "${SKIP_COSTS:-}" ]; then
     log "per-request costs"
-    OUT="$OUT" POOLSERVE_BIN="$POOLSERVE_BIN" PEERS_DIR="$PEERS_DIR" bash "$HERE/costs.sh" >/dev/null ||
+    OUT="$OUT" POOLSERVE_BIN="$POOLSERVE_BIN" PEERS_DIR="$PEERS_DIR" POOLSERVE_THREADS="$POOLSERVE_THREADS" bash "$HERE/costs.sh" >/dev/null ||
         log "costs.sh failed"
 fi
 
