@@ -277,6 +277,34 @@ fn directory_requests_try_index_html_first_and_fall_back_unchanged() {
     assert_eq!(get(srv.addr, "/sub/").text(), "SUB-INDEX\n");
 }
 
+/// The site's `404.html` is opened like any served file: a symlink that leads out of the root is
+/// not followed (the plain 404 is sent), one that stays inside is used, and a directory named
+/// `404.html` is ignored.
+#[cfg(unix)]
+#[test_log::test]
+fn not_found_page_never_leaves_the_root() {
+    let site = Site::new();
+    let page = site.root.join("404.html");
+    std::fs::remove_file(&page).unwrap();
+    std::os::unix::fs::symlink("../secret.txt", &page).unwrap();
+    let srv = static_server(&site);
+    let r = get(srv.addr, "/missing");
+    assert_eq!(r.status, 404);
+    assert!(!r.text().contains(SECRET), "the 404 page leaked the secret");
+    drop(srv);
+    std::fs::remove_file(&page).unwrap();
+    std::os::unix::fs::symlink("hello.txt", &page).unwrap();
+    let srv = static_server(&site);
+    assert_eq!(get(srv.addr, "/missing").text(), "hello, world\n");
+    drop(srv);
+    std::fs::remove_file(&page).unwrap();
+    std::fs::create_dir(&page).unwrap();
+    let srv = static_server(&site);
+    let r = get(srv.addr, "/missing");
+    assert_eq!(r.status, 404);
+    assert!(!r.text().contains("NOT-FOUND-PAGE"));
+}
+
 #[test_log::test]
 fn malformed_requests_get_4xx_and_the_server_lives_on() {
     let site = Site::new();

@@ -100,9 +100,18 @@ impl StaticFiles {
     }
 
     fn not_found(&self) -> Response {
-        let page = self.root.join("404.html");
-        match File::open(&page).and_then(|f| f.metadata().map(|m| (f, m.len()))) {
-            Ok((file, len)) => Response::new(404)
+        // Opened like any served file: a `404.html` symlink that leads out of the root is not
+        // followed (the plain 404 is sent instead), and only a regular file is used.
+        let page = self
+            .open_contained(Path::new("404.html"))
+            .and_then(|(f, _)| {
+                f.metadata()
+                    .ok()
+                    .filter(fs::Metadata::is_file)
+                    .map(|m| (f, m.len()))
+            });
+        match page {
+            Some((file, len)) => Response::new(404)
                 .header("Content-Type", "text/html; charset=utf-8")
                 .header("X-Content-Type-Options", "nosniff")
                 .with_body(Body::File {
@@ -110,7 +119,7 @@ impl StaticFiles {
                     offset: 0,
                     len,
                 }),
-            Err(_) => Response::plain_status(404),
+            None => Response::plain_status(404),
         }
     }
 
