@@ -439,8 +439,12 @@ fn interleaved(rounds: usize) {
         base: Instant::now(),
         started_ns: AtomicU64::new(0),
     }));
-    type Case = (String, usize, Box<dyn Fn(&dyn Runner) -> Vec<f64>>);
-    let timed = |f: Box<dyn Fn(&dyn Runner)>| -> Box<dyn Fn(&dyn Runner) -> Vec<f64>> {
+    /// A case's body: runs one batch (or samples) on a pool, returns nanoseconds per sample.
+    type Sampler = Box<dyn Fn(&dyn Runner) -> Vec<f64>>;
+    type Case = (String, usize, Sampler);
+    /// One batch on a pool, untimed.
+    type Batch = Box<dyn Fn(&dyn Runner)>;
+    let timed = |f: Batch| -> Sampler {
         Box::new(move |pool| {
             let start = Instant::now();
             f(pool);

@@ -60,7 +60,8 @@ i=0
 for s in poolserve-4w poolserve-2w hyper tiny book; do
     port=$((BASE_PORT + i)); i=$((i + 1))
     if [ "${s%-*}" = poolserve ]; then
-        "$POOLSERVE_BIN" --bind "127.0.0.1:$port" --root "$SITE" --threads "${s#poolserve-}" \
+        workers="${s#poolserve-}"
+        "$POOLSERVE_BIN" --bind "127.0.0.1:$port" --root "$SITE" --threads "${workers%w}" \
             --no-access-log >/dev/null 2>&1 &
     else
         "$PEERS_DIR/$s" "$port" "$SITE" >/dev/null 2>&1 &
