@@ -92,6 +92,10 @@ impl ThreadPool {
 
     /// Submits a job. Blocks while a bounded queue is full.
     ///
+    /// Jobs submitted from one thread are started in the order they were submitted; jobs from
+    /// different threads have no order between them (each submitting thread has its own inbox, so
+    /// that submitters do not contend on one lock).
+    ///
     /// # Errors
     ///
     /// [`ExecuteError::ShutDown`] with the job if shutdown has begun (also if it begins while this
@@ -200,7 +204,8 @@ impl ThreadPool {
     }
 
     /// Immediate shutdown: stops accepting, takes every queued job out of the queue and hands them
-    /// back un-run, waits for the jobs already running, joins every worker.
+    /// back un-run (each submitting thread's jobs oldest first), waits for the jobs already
+    /// running, joins every worker.
     ///
     /// # Errors
     ///
