@@ -10,7 +10,10 @@ mod support;
 
 use poolserve::sync::{Arc, thread};
 use poolserve::{ExecuteError, PoolError, ThreadPool};
-use support::{Latch, Ledger, bump, check, counter, get, silence_panics_containing};
+use support::{
+    Latch, Ledger, bump, check, counter, execute_gated, get, silence_panics_containing, sole,
+    then_open,
+};
 
 /// Default preemption bound: every break in `SHUTDOWN.md` §7 is caught at it, and each model takes
 /// at most a few seconds (cost table in `loom-tests/README.md`). `LOOM_MAX_PREEMPTIONS` can raise it.
@@ -21,20 +24,13 @@ const CONCURRENT_SUBMITTERS_BOUND: usize = 2;
 /// The spin step (and, since the sharded inboxes, the look at each inbox) multiplies the scheduling
 /// points of the worker's park path: already on the two-lock pool, bound 3 needed 4.4M
 /// interleavings (330 s) for this model and 700k (126 s) for `wait_idle_has_no_lost_wakeup`, so
-/// both run at 2 (now ~519k and ~65k interleavings; README cost table). The spin-then-park race is also checked at
-/// bound 3 with one worker by `spin_then_park_has_no_lost_wakeup` (`pool_fast_path.rs`).
+/// both run at 2 (now ~519k and ~65k interleavings; README cost table). The spin-then-park race
+/// is also checked at bound 3 with one worker by `spin_then_park_has_no_lost_wakeup`
+/// (`pool_fast_path.rs`).
 const WAKEUP_BOUND: usize = 2;
 /// `shutdown_now_returns_exactly_the_unrun_jobs`: ~1.2M interleavings (about 100 s) at bound 3
 /// with the sharded inboxes (124k on the two-lock pool), kept.
 const SHUTDOWN_NOW_BOUND: usize = 3;
-
-/// Takes the pool back from its `Arc` once every other handle (threads, jobs) has been dropped.
-fn sole(pool: Arc<ThreadPool>) -> ThreadPool {
-    match Arc::try_unwrap(pool) {
-        Ok(pool) => pool,
-        Err(_) => panic!("another handle to the pool is still alive"),
-    }
-}
 
 /// A pool of `threads` workers whose start/stop hooks count into the returned counters.
 fn counted_pool(
@@ -185,17 +181,8 @@ fn bounded_queue_full_blocks_then_unblocks() {
                 .build()
                 .expect("build"),
         );
-        let (started, release) = (Latch::new(), Latch::new());
-        {
-            let (started, release, job0) = (started.clone(), release.clone(), ledger.job(0));
-            // Job 0 holds the only worker until released.
-            pool.execute(move || {
-                started.open();
-                release.wait();
-                job0();
-            })
-            .expect("accepted");
-        }
+        // Job 0 holds the only worker until released.
+        let (started, release) = execute_gated(&pool, ledger.job(0));
         started.wait(); // the worker holds job 0, the queue is empty
         pool.execute(ledger.job(1)).expect("room for one"); // queue: [1] (full)
         match pool.try_execute(ledger.job(2)) {
@@ -412,13 +399,9 @@ fn submit_wakes_sleeping_worker_no_lost_wakeup() {
             let ledger = Ledger::new(2);
             let pool = ThreadPool::new(2);
             for i in 0..2 {
-                let (done, job) = (Latch::new(), ledger.job(i));
-                let signal = done.clone();
-                pool.execute(move || {
-                    job();
-                    signal.open();
-                })
-                .expect("accepted");
+                let done = Latch::new();
+                pool.execute(then_open(ledger.job(i), &done))
+                    .expect("accepted");
                 // Deadlocks (loom reports it) if no worker was woken for this job.
                 done.wait();
                 assert_eq!(ledger.runs(i), 1);

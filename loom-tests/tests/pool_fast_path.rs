@@ -12,7 +12,7 @@ mod support;
 
 use poolserve::sync::{Arc, Mutex, lock, thread};
 use poolserve::{ExecuteError, ThreadPool};
-use support::{Latch, Ledger, check};
+use support::{Latch, Ledger, check, execute_gated, sole, then_open};
 
 /// Two threads (main and one worker, the gated ones sequenced by latches): bound 4 costs at most
 /// ~20k interleavings (1 s) here (README cost table).
@@ -20,20 +20,12 @@ const TWO_THREAD_BOUND: usize = 4;
 /// Four threads, two submitters and two workers: ~1.25M interleavings (about 170 s) at bound 2.
 const SWAP_BOUND: usize = 2;
 /// Four threads, two waiters and two workers: ~2.4M interleavings (about 250 s) at bound 2 with
-/// the sharded inboxes (703k on the two-lock pool). Kept at 2 because this is the one model aimed at `idle_waiters`; it is the
-/// most expensive model in the suite (README cost table).
+/// the sharded inboxes (703k on the two-lock pool). Kept at 2 because this is the one model aimed
+/// at `idle_waiters`; it is the most expensive model in the suite (README cost table).
 const TWO_WAITERS_BOUND: usize = 2;
 
 /// Three threads (main, one worker, one more submitter), sequenced by latches: see README.
 const OTHER_INBOX_BOUND: usize = 3;
-
-/// Takes the pool back from its `Arc` once every other handle (threads, jobs) has been dropped.
-fn sole(pool: Arc<ThreadPool>) -> ThreadPool {
-    match Arc::try_unwrap(pool) {
-        Ok(pool) => pool,
-        Err(_) => panic!("another handle to the pool is still alive"),
-    }
-}
 
 /// A log of job ids in the order the jobs ran (shared by clones).
 #[derive(Clone)]
@@ -124,16 +116,7 @@ fn shutdown_now_versus_swapped_batch_ran_xor_returned_in_order() {
         || {
             let log = RunLog::new();
             let pool = ThreadPool::new(1);
-            let (started, release) = (Latch::new(), Latch::new());
-            {
-                let (started, release, job0) = (started.clone(), release.clone(), log.job(0));
-                pool.execute(move || {
-                    started.open();
-                    release.wait();
-                    job0();
-                })
-                .expect("accepted");
-            }
+            let (started, release) = execute_gated(&pool, log.job(0));
             started.wait();
             pool.execute(log.job(1)).expect("accepted");
             pool.execute(log.job(2)).expect("accepted");
@@ -242,16 +225,7 @@ fn drain_runs_jobs_in_take_side_queue() {
         || {
             let log = RunLog::new();
             let pool = ThreadPool::new(1);
-            let (started, release) = (Latch::new(), Latch::new());
-            {
-                let (started, release, job0) = (started.clone(), release.clone(), log.job(0));
-                pool.execute(move || {
-                    started.open();
-                    release.wait();
-                    job0();
-                })
-                .expect("accepted");
-            }
+            let (started, release) = execute_gated(&pool, log.job(0));
             started.wait();
             pool.execute(log.job(1)).expect("accepted");
             pool.execute(log.job(2)).expect("accepted");
@@ -279,25 +253,13 @@ fn job_in_other_inbox_wakes_worker_that_looked_there_already() {
             let ledger = Ledger::new(2);
             let pool = Arc::new(ThreadPool::new(1));
             let first = Latch::new();
-            {
-                let (job, done) = (ledger.job(0), first.clone());
-                pool.execute(move || {
-                    job();
-                    done.open();
-                })
+            pool.execute(then_open(ledger.job(0), &first))
                 .expect("accepted");
-            }
             first.wait();
             let second = Latch::new();
             let submitter = {
-                let (pool, job, done) = (Arc::clone(&pool), ledger.job(1), second.clone());
-                thread::spawn(move || {
-                    pool.execute(move || {
-                        job();
-                        done.open();
-                    })
-                    .expect("accepted");
-                })
+                let (pool, job) = (Arc::clone(&pool), then_open(ledger.job(1), &second));
+                thread::spawn(move || pool.execute(job).expect("accepted"))
             };
             // Deadlocks (loom reports it) if the worker slept through the second submit.
             second.wait();

@@ -9,6 +9,7 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
+use poolserve::ThreadPool;
 use poolserve::sync::atomic::{AtomicUsize, Ordering};
 use poolserve::sync::{Arc, Condvar, Mutex, lock, wait_while};
 
@@ -138,6 +139,40 @@ impl Latch {
     /// Has the latch been opened?
     pub fn is_open(&self) -> bool {
         *lock(&self.inner.0)
+    }
+}
+
+/// Takes the pool back from its `Arc` once every other handle (threads, jobs) has been dropped.
+pub fn sole(pool: Arc<ThreadPool>) -> ThreadPool {
+    match Arc::try_unwrap(pool) {
+        Ok(pool) => pool,
+        Err(_) => panic!("another handle to the pool is still alive"),
+    }
+}
+
+/// Submits `job` behind a gate, to hold one worker: the submitted job opens the first latch
+/// returned (`started`), waits for the second (`release`), then runs `job`.
+pub fn execute_gated(pool: &ThreadPool, job: impl FnOnce() + Send + 'static) -> (Latch, Latch) {
+    let (started, release) = (Latch::new(), Latch::new());
+    let (opened, released) = (started.clone(), release.clone());
+    pool.execute(move || {
+        opened.open();
+        released.wait();
+        job();
+    })
+    .expect("accepted");
+    (started, release)
+}
+
+/// `job`, then opens `done` (so a test can wait until that job has run).
+pub fn then_open(
+    job: impl FnOnce() + Send + 'static,
+    done: &Latch,
+) -> impl FnOnce() + Send + 'static {
+    let done = done.clone();
+    move || {
+        job();
+        done.open();
     }
 }
 
