@@ -242,3 +242,86 @@ fn negative_sleep_registered_apart_from_wait_loses_wakeup() {
         "loom failed for another reason: {msg}"
     );
 }
+
+/// NEGATIVE EXAMPLE 6 (the twin of the real pool's flag-skipping move, `SHUTDOWN.md` I5): the
+/// submitter sets its inbox's "non-empty" flag *after* releasing the inbox lock instead of under
+/// it. A worker that skips inboxes whose flag reads false, and exits once it sees shutdown under
+/// the lock that shutdown holds while closing the inboxes, can then read the flag before the store:
+/// it skips an inbox holding an accepted job and exits. The job is stranded (accepted, never run).
+#[test]
+fn negative_flag_set_after_unlock_strands_accepted_job() {
+    struct Inbox {
+        jobs: usize,
+        open: bool,
+    }
+    struct Taken {
+        draining: bool,
+        ran: usize,
+    }
+    let msg = expect_failure(
+        "negative_flag_set_after_unlock_strands_accepted_job",
+        BOUND,
+        || {
+            let inbox = LeakOnUnwind::new(Arc::new((
+                Mutex::new(Inbox {
+                    jobs: 0,
+                    open: true,
+                }),
+                AtomicBool::new(false),
+            )));
+            let taken = LeakOnUnwind::new(Arc::new(Mutex::new(Taken {
+                draining: false,
+                ran: 0,
+            })));
+            let submitter = {
+                let inbox = inbox.share();
+                thread::spawn(move || {
+                    let accepted = {
+                        let mut ib = lock(&inbox.0);
+                        if ib.open {
+                            ib.jobs += 1;
+                        }
+                        ib.open
+                    };
+                    if accepted {
+                        inbox.1.store(true, Ordering::Relaxed); // BUG: after the unlock
+                    }
+                    accepted
+                })
+            };
+            let worker = {
+                let (inbox, taken) = (inbox.share(), taken.share());
+                thread::spawn(move || {
+                    loop {
+                        let mut t = lock(&taken);
+                        if inbox.1.load(Ordering::Relaxed) {
+                            let mut ib = lock(&inbox.0);
+                            inbox.1.store(false, Ordering::Relaxed);
+                            t.ran += std::mem::take(&mut ib.jobs);
+                            continue;
+                        }
+                        if t.draining {
+                            return; // the flag said "empty", shutdown is done: exit
+                        }
+                        drop(t);
+                        thread::yield_now();
+                    }
+                })
+            };
+            {
+                // Shutdown, in the real pool's order: `taken`, then the inbox.
+                let mut t = lock(&taken);
+                lock(&inbox.0).open = false;
+                t.draining = true;
+            }
+            let accepted = submitter.join().expect("submitter");
+            worker.join().expect("worker");
+            let ran = lock(&taken).ran;
+            assert_eq!(ran, usize::from(accepted), "an accepted job was stranded");
+        },
+    );
+    assert!(
+        msg.contains("stranded"),
+        "loom failed for another reason: {msg}"
+    );
+}

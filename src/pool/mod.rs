@@ -125,15 +125,19 @@ impl ThreadPool {
         F: FnOnce() + Send + 'static,
     {
         let shared = &*self.shared;
-        let mut inbox = lock(shared.inbox_for_this_thread());
+        // Allocated before the lock, so the inbox's critical section holds no `malloc`; a refused
+        // job is unboxed again and handed back as the caller's own `F`.
+        let job = Box::new(job);
+        let slot = shared.inbox_for_this_thread();
+        let mut inbox = lock(&slot.inbox);
         loop {
             if !inbox.open {
-                return Err(ExecuteError::ShutDown(job));
+                return Err(ExecuteError::ShutDown(*job));
             }
             match shared.capacity {
                 Some(cap) if inbox.queue.len() >= cap => {
                     if !block {
-                        return Err(ExecuteError::Full(job));
+                        return Err(ExecuteError::Full(*job));
                     }
                     // A bounded pool has one inbox, the one `space_ready` is used with.
                     inbox.blocked_submitters += 1;
@@ -144,9 +148,9 @@ impl ThreadPool {
             }
         }
         if inbox.queue.is_empty() {
-            shared.inbox_hint.store(true, Ordering::Relaxed);
+            slot.nonempty.store(true, Ordering::Relaxed);
         }
-        inbox.queue.push_back(Box::new(job));
+        inbox.queue.push_back(job);
         drop(inbox);
         // Read after releasing the inbox: a worker that looked at this inbox before our push had
         // registered in `sleeping` before that look, so we see it (SHUTDOWN.md §4 I6). Taking

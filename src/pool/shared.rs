@@ -41,6 +41,17 @@ pub(crate) struct Inbox {
     pub(crate) blocked_submitters: usize,
 }
 
+/// One inbox and its lock-free "non-empty" hint, together on one cache line.
+pub(crate) struct InboxSlot {
+    /// The inbox itself.
+    pub(crate) inbox: Mutex<Inbox>,
+    /// "This inbox may hold jobs": set by the submit that makes it non-empty and cleared by the
+    /// worker (or `shutdown_now`) that empties it, always under `inbox`'s lock. Read with no lock
+    /// by workers: to stop spinning, and to skip empty inboxes when moving jobs (`SHUTDOWN.md` §1
+    /// and I5 say why skipping on a stale read loses nothing).
+    pub(crate) nonempty: AtomicBool,
+}
+
 /// Everything behind the lifecycle lock (`Shared::state`).
 pub(crate) struct State {
     /// Lifecycle phase; see [`Phase`].
@@ -92,7 +103,7 @@ pub(crate) struct Shared {
     pub(crate) taken: Padded<Mutex<Taken>>,
     /// The submit side: [`INBOXES`] inboxes in an unbounded pool, exactly one in a bounded pool
     /// (so that its capacity is counted on one queue).
-    pub(crate) inboxes: Box<[Padded<Mutex<Inbox>>]>,
+    pub(crate) inboxes: Box<[Padded<InboxSlot>]>,
     /// Workers registered as about to sleep or sleeping on `work_ready`. Changed only with `state`
     /// held; read by submitters with no lock, after releasing their inbox (`SHUTDOWN.md` §4 I6
     /// says why that read cannot miss a sleeper).
@@ -109,11 +120,6 @@ pub(crate) struct Shared {
     pub(crate) idle: Condvar,
     /// `None` for an unbounded queue.
     pub(crate) capacity: Option<usize>,
-    /// "Some inbox may be non-empty": set by a submit that made its inbox non-empty (under that
-    /// inbox's lock), cleared by a worker just before it empties the inboxes. Read without any
-    /// lock only by spinning workers to decide when to look again. Never trusted for a decision:
-    /// every decision re-reads the queues under the locks.
-    pub(crate) inbox_hint: Padded<AtomicBool>,
     pub(crate) on_start: Option<Hook>,
     pub(crate) on_stop: Option<Hook>,
 }
@@ -153,11 +159,14 @@ impl Shared {
             })),
             inboxes: (0..if capacity.is_some() { 1 } else { INBOXES })
                 .map(|_| {
-                    Padded(Mutex::new(Inbox {
-                        queue: VecDeque::new(),
-                        open: true,
-                        blocked_submitters: 0,
-                    }))
+                    Padded(InboxSlot {
+                        inbox: Mutex::new(Inbox {
+                            queue: VecDeque::new(),
+                            open: true,
+                            blocked_submitters: 0,
+                        }),
+                        nonempty: AtomicBool::new(false),
+                    })
                 })
                 .collect(),
             sleeping: Padded(AtomicUsize::new(0)),
@@ -165,7 +174,6 @@ impl Shared {
             space_ready: Condvar::new(),
             idle: Condvar::new(),
             capacity,
-            inbox_hint: Padded(AtomicBool::new(false)),
             on_start,
             on_stop,
         }
@@ -193,7 +201,7 @@ impl Shared {
 
     /// The inbox this thread submits to: always the same one for a given thread (so one thread's
     /// jobs stay in submit order), spread over the inboxes by thread identity.
-    pub(crate) fn inbox_for_this_thread(&self) -> &Mutex<Inbox> {
+    pub(crate) fn inbox_for_this_thread(&self) -> &InboxSlot {
         &self.inboxes[submitter_number() % self.inboxes.len()]
     }
 
@@ -202,7 +210,7 @@ impl Shared {
     pub(crate) fn inboxed(&self) -> usize {
         self.inboxes
             .iter()
-            .map(|inbox| lock(inbox).queue.len())
+            .map(|slot| lock(&slot.inbox).queue.len())
             .sum()
     }
 
@@ -234,15 +242,15 @@ impl Shared {
             // take-side queue, never the other way round.
             if stop {
                 unrun.extend(taken.queue.drain(..));
-                self.inbox_hint.store(false, Ordering::Relaxed);
             }
             // Every inbox under its own lock, `taken` and `state` still held: no submit can land
             // between closing one inbox and the next and still be accepted after we return.
-            for inbox in self.inboxes.iter() {
-                let mut inbox = lock(inbox);
+            for slot in self.inboxes.iter() {
+                let mut inbox = lock(&slot.inbox);
                 inbox.open = false;
                 if stop {
                     unrun.extend(inbox.queue.drain(..));
+                    slot.nonempty.store(false, Ordering::Relaxed);
                 }
             }
         }
@@ -264,27 +272,30 @@ impl Shared {
         unrun
     }
 
-    /// Moves waiting jobs out of the inboxes, with `taken` (passed in) and `state` held. An
-    /// unbounded pool moves every inbox's jobs to the back of the take-side queue (in inbox order;
-    /// each thread's jobs keep their order) and returns `Moved::Batch` if it moved any. A bounded
-    /// pool moves exactly the one job it is about to run, out of its one inbox, and says whether a
-    /// blocked submitter must be woken.
+    /// Moves waiting jobs out of the inboxes, with `taken` (passed in) held. An unbounded pool
+    /// skips the inboxes whose `nonempty` flag reads false, moves every other inbox's jobs to the
+    /// back of the take-side queue (in inbox order; each thread's jobs keep their order) and
+    /// returns `Moved::Batch` if it moved any. A bounded pool moves exactly the one job it is about
+    /// to run, out of its one inbox, and says whether a blocked submitter must be woken.
     fn move_inboxes(&self, taken: &mut Taken) -> Moved {
         if self.capacity.is_some() {
-            let mut inbox = lock(&self.inboxes[0]);
+            let slot = &self.inboxes[0];
+            let mut inbox = lock(&slot.inbox);
             let Some(job) = inbox.queue.pop_front() else {
                 return Moved::Nothing;
             };
             if inbox.queue.is_empty() {
-                self.inbox_hint.store(false, Ordering::Relaxed);
+                slot.nonempty.store(false, Ordering::Relaxed);
             }
             return Moved::One(job, inbox.blocked_submitters > 0);
         }
-        // Cleared before looking, so a submit that lands after its inbox was looked at sets it again.
-        self.inbox_hint.store(false, Ordering::Relaxed);
         let mut moved = false;
-        for inbox in self.inboxes.iter() {
-            let mut inbox = lock(inbox);
+        for slot in self.inboxes.iter() {
+            if !slot.nonempty.load(Ordering::Relaxed) {
+                continue;
+            }
+            let mut inbox = lock(&slot.inbox);
+            slot.nonempty.store(false, Ordering::Relaxed);
             if inbox.queue.is_empty() {
                 continue;
             }
@@ -411,8 +422,9 @@ enum Outcome {
 /// shutting down.
 ///
 /// The common case takes only the take-side lock: it pops from [`Taken::queue`]. When that is
-/// empty, the worker also locks the submit side and moves the whole inbox over in one swap (an
-/// unbounded pool) or moves the one job it is about to run (a bounded pool).
+/// empty, the worker also locks the inboxes flagged non-empty and moves each whole (an unbounded
+/// pool) or moves the one job it is about to run (a bounded pool); only if that finds nothing does
+/// it take `state`, to check idleness and the phase and to spin or sleep.
 fn next_job(shared: &Shared, finished: Option<Outcome>) -> Option<Job> {
     let mut taken = lock(&shared.taken);
     if let Some(outcome) = finished {
@@ -429,11 +441,9 @@ fn next_job(shared: &Shared, finished: Option<Outcome>) -> Option<Job> {
             taken.active += 1;
             return Some(job);
         }
-        let mut st = lock(&shared.state);
         match shared.move_inboxes(&mut taken) {
             Moved::Batch => continue,
             Moved::One(job, wake_submitter) => {
-                drop(st);
                 taken.active += 1;
                 drop(taken);
                 if wake_submitter {
@@ -443,6 +453,7 @@ fn next_job(shared: &Shared, finished: Option<Outcome>) -> Option<Job> {
             }
             Moved::Nothing => {}
         }
+        let mut st = lock(&shared.state);
         if taken.active == 0 && st.idle_waiters > 0 {
             // Both queues empty, nothing running: idle. Waiters check this and count themselves
             // holding `state`, which we hold too, so none can miss this notification.
@@ -453,13 +464,18 @@ fn next_job(shared: &Shared, finished: Option<Outcome>) -> Option<Job> {
         }
         drop(taken);
         if spins > 0 {
-            // Spin without either lock (so submitters can get in), watching the hint; whatever
-            // the hint says, the queues are re-checked under the locks before anything is decided.
+            // Spin without either lock (so submitters can get in), watching the inboxes' flags;
+            // whatever they say, the queues are re-checked under the locks before anything is
+            // decided.
             drop(st);
             while spins > 0 {
                 spins -= 1;
                 thread::yield_now();
-                if shared.inbox_hint.load(Ordering::Relaxed) {
+                if shared
+                    .inboxes
+                    .iter()
+                    .any(|slot| slot.nonempty.load(Ordering::Relaxed))
+                {
                     break;
                 }
             }
