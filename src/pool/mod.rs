@@ -104,7 +104,7 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.submit(job, true)
+        submit(&self.shared, job, true)
     }
 
     /// Submits a job without blocking.
@@ -117,49 +117,15 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.submit(job, false)
+        submit(&self.shared, job, false)
     }
 
-    fn submit<F>(&self, job: F, block: bool) -> Result<(), ExecuteError<F>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        let shared = &*self.shared;
-        // Allocated before the lock, so the inbox's critical section holds no `malloc`; a refused
-        // job is unboxed again and handed back as the caller's own `F`.
-        let job = Box::new(job);
-        let slot = shared.inbox_for_this_thread();
-        let mut inbox = lock(&slot.inbox);
-        loop {
-            if !inbox.open {
-                return Err(ExecuteError::ShutDown(*job));
-            }
-            match shared.capacity {
-                Some(cap) if inbox.queue.len() >= cap => {
-                    if !block {
-                        return Err(ExecuteError::Full(*job));
-                    }
-                    // A bounded pool has one inbox, the one `space_ready` is used with.
-                    inbox.blocked_submitters += 1;
-                    inbox = wait(&shared.space_ready, inbox);
-                    inbox.blocked_submitters -= 1;
-                }
-                _ => break,
-            }
+    /// A submit-only handle on this pool, for the crate's own use: it lets a job submit further
+    /// jobs (the server's event loop resubmits itself from a worker) without owning the pool.
+    pub(crate) fn spawner(&self) -> Spawner {
+        Spawner {
+            shared: Arc::clone(&self.shared),
         }
-        if inbox.queue.is_empty() {
-            slot.nonempty.store(true, Ordering::Relaxed);
-        }
-        inbox.queue.push_back(job);
-        drop(inbox);
-        // Read after releasing the inbox: a worker that looked at this inbox before our push had
-        // registered in `sleeping` before that look, so we see it (SHUTDOWN.md §4 I6). Taking
-        // `state` before notifying waits until such a worker has really started to wait.
-        if shared.sleeping.load(Ordering::Relaxed) > 0 {
-            drop(shared.lock());
-            shared.work_ready.notify_one();
-        }
-        Ok(())
     }
 
     /// Stops accepting jobs without waiting: every later `execute` hands its job back. Jobs already
@@ -331,6 +297,76 @@ impl ThreadPool {
         drop((taken, st));
         log::debug!("pool: shut down: {report:?}");
         report
+    }
+}
+
+/// The submit path shared by [`ThreadPool`] and [`Spawner`]: pushes `job` into the calling thread's
+/// inbox (waiting for room in a full bounded queue if `block`), then wakes a sleeping worker.
+fn submit<F>(shared: &Shared, job: F, block: bool) -> Result<(), ExecuteError<F>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    // Allocated before the lock, so the inbox's critical section holds no `malloc`; a refused
+    // job is unboxed again and handed back as the caller's own `F`.
+    let job = Box::new(job);
+    let slot = shared.inbox_for_this_thread();
+    let mut inbox = lock(&slot.inbox);
+    loop {
+        if !inbox.open {
+            return Err(ExecuteError::ShutDown(*job));
+        }
+        match shared.capacity {
+            Some(cap) if inbox.queue.len() >= cap => {
+                if !block {
+                    return Err(ExecuteError::Full(*job));
+                }
+                // A bounded pool has one inbox, the one `space_ready` is used with.
+                inbox.blocked_submitters += 1;
+                inbox = wait(&shared.space_ready, inbox);
+                inbox.blocked_submitters -= 1;
+            }
+            _ => break,
+        }
+    }
+    if inbox.queue.is_empty() {
+        slot.nonempty.store(true, Ordering::Relaxed);
+    }
+    inbox.queue.push_back(job);
+    drop(inbox);
+    // Read after releasing the inbox: a worker that looked at this inbox before our push had
+    // registered in `sleeping` before that look, so we see it (SHUTDOWN.md §4 I6). Taking
+    // `state` before notifying waits until such a worker has really started to wait.
+    if shared.sleeping.load(Ordering::Relaxed) > 0 {
+        drop(shared.lock());
+        shared.work_ready.notify_one();
+    }
+    Ok(())
+}
+
+/// A submit-only handle on a [`ThreadPool`] (crate-internal; see [`ThreadPool::spawner`]). It holds
+/// the pool's shared state, not its workers: it cannot shut the pool down, and once the pool is
+/// shutting down every submit through it is refused (and handed back) like any other.
+#[derive(Clone)]
+pub(crate) struct Spawner {
+    shared: Arc<Shared>,
+}
+
+impl Spawner {
+    /// As [`ThreadPool::try_execute`].
+    pub(crate) fn try_execute<F>(&self, job: F) -> Result<(), ExecuteError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        submit(&self.shared, job, false)
+    }
+
+    /// "Some accepted job may be waiting for a worker": a lock-free hint (the inboxes' `nonempty`
+    /// flags), for a job deciding whether it may block for a while. Never a guarantee either way.
+    pub(crate) fn jobs_may_be_waiting(&self) -> bool {
+        self.shared
+            .inboxes
+            .iter()
+            .any(|slot| slot.nonempty.load(Ordering::Relaxed))
     }
 }
 

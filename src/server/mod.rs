@@ -1,10 +1,13 @@
 //! The HTTP/1.1 server: an event loop that parks idle connections, and a [`ThreadPool`] that
 //! serves the ready ones.
 //!
-//! * **Parking.** The thread that calls [`Server::serve`] runs an event loop (`server/poller.rs`) over the
-//!   listener and every connection that is waiting for bytes. A readable connection is handed to the
-//!   pool; the worker answers every complete request it has and gives the connection back. Workers
-//!   never wait on a silent socket, so a few workers serve thousands of keep-alive clients.
+//! * **Parking.** An event loop (`server/poller.rs`) polls the listener and every connection that
+//!   is waiting for bytes. It runs as a pool job, one turn at a time, each turn queueing the next
+//!   (so polling costs no extra thread and no hand-off from a poller thread), with the thread that
+//!   calls [`Server::serve`] as a fallback runner when every worker is busy. A readable connection
+//!   is handed to the pool as a job (one per turn is served by the turn's own worker); the worker
+//!   answers every complete request it has and gives the connection back. Workers never wait on a
+//!   silent socket, so a few workers serve thousands of keep-alive clients.
 //! * **Admission.** At most [`Config::max_connections`] connections are held at once; one more is
 //!   answered `503 Service Unavailable` with `Retry-After: 1` and closed by the event loop itself.
 //! * **Deadlines.** Idle keep-alive connections close after [`Config::keep_alive_timeout`]; a head
@@ -29,8 +32,8 @@ pub use config::{
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use mio::{Poll, Waker};
 use std::time::Duration;
@@ -43,15 +46,70 @@ use crate::pool::{BuildError, ThreadPool};
 pub(crate) struct Shared {
     config: Config,
     local_addr: SocketAddr,
-    /// Set once by [`ShutdownHandle::shutdown`]; never cleared.
+    /// Set once by [`Shared::request_stop`]; never cleared. Read lock-free on every request.
     stopping: AtomicBool,
-    /// Wakes the event loop (shutdown, connections handed back by workers).
+    /// The same fact behind a lock, for `serve`'s thread to sleep on (`stop_requested`).
+    stop_lock: Mutex<bool>,
+    /// Signalled (all) when `stop_lock` becomes `true`. Used with `stop_lock`.
+    stop_requested: Condvar,
+    /// The error that stopped the event loop, if one did; `serve` returns it.
+    loop_error: Mutex<Option<io::Error>>,
+    /// Wakes the event loop's `epoll_wait` (shutdown, connections handed back by workers).
     waker: Arc<Waker>,
 }
 
 impl Shared {
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Requests shutdown: sets `stopping`, wakes `serve`'s thread and the event loop. Returns
+    /// `false` if it had already been requested.
+    fn request_stop(&self) -> bool {
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        *self
+            .stop_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
+        self.stop_requested.notify_all();
+        if let Err(e) = self.waker.wake() {
+            log::error!(
+                "cannot wake the event loop: {e}; it stops within {:?}",
+                poller::TICK
+            );
+        }
+        true
+    }
+
+    /// Blocks until shutdown has been requested or `timeout` has passed; says which.
+    fn wait_until_stopping(&self, timeout: Duration) -> bool {
+        let guard = self
+            .stop_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (stopped, _) = self
+            .stop_requested
+            .wait_timeout_while(guard, timeout, |stopped| !*stopped)
+            .unwrap_or_else(PoisonError::into_inner);
+        *stopped
+    }
+
+    /// The event loop failed: records `e` for `serve` to return, and shuts the server down.
+    fn fail(&self, e: io::Error) {
+        self.loop_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(e);
+        self.request_stop();
+    }
+
+    fn take_loop_error(&self) -> Option<io::Error> {
+        self.loop_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -169,12 +227,12 @@ impl ServerBuilder {
         let local_addr = listener
             .local_addr()
             .map_err(|e| ServerError::Bind(self.addr.clone(), e))?;
-        // Each connection is queued at most once, so this bound is never hit: the event loop's
-        // hand-off never blocks.
+        // Each connection is queued at most once, plus the event loop's one turn job, so this
+        // bound is never hit: the event loop's hand-off never blocks.
         let pool = ThreadPool::builder()
             .threads(self.config.threads)
             .thread_name("poolserve-http")
-            .queue_capacity(Some(self.config.max_connections.max(1)))
+            .queue_capacity(Some(self.config.max_connections.max(1) + 1))
             .build()
             .map_err(ServerError::Pool)?;
         let poll = Poll::new().map_err(ServerError::Poll)?;
@@ -184,6 +242,9 @@ impl ServerBuilder {
             config: self.config,
             local_addr,
             stopping: AtomicBool::new(false),
+            stop_lock: Mutex::new(false),
+            stop_requested: Condvar::new(),
+            loop_error: Mutex::new(None),
             waker,
         });
         Ok(Server {
@@ -265,15 +326,8 @@ impl ShutdownHandle {
     /// in-flight requests finish with `Connection: close`. [`Server::serve`] returns when the drain is
     /// done or the grace period has passed. Idempotent.
     pub fn shutdown(&self) {
-        if self.shared.stopping.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        log::info!("shutdown requested: no longer accepting connections");
-        if let Err(e) = self.shared.waker.wake() {
-            log::error!(
-                "cannot wake the event loop: {e}; it stops within {:?}",
-                poller::TICK
-            );
+        if self.shared.request_stop() {
+            log::info!("shutdown requested: no longer accepting connections");
         }
     }
 
@@ -330,9 +384,8 @@ impl Server {
             shared,
         } = self;
         let waker = Arc::clone(&shared.waker);
-        let event_loop =
-            poller::EventLoop::new(poll, waker, listener, shared, pool, Arc::new(handler))?;
-        let (counts, unfinished) = event_loop.run()?;
+        let (counts, unfinished) =
+            poller::serve(poll, waker, listener, shared, pool, Arc::new(handler))?;
         Ok(ServeReport {
             connections: counts.connections,
             rejected: counts.rejected,
