@@ -30,6 +30,8 @@ mod resolve;
 
 pub use resolve::{ResolveError, Resolved, percent_encode_into, resolve};
 
+use std::cell::RefCell;
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -227,13 +229,7 @@ impl StaticFiles {
         let modified = meta.modified().ok();
         let etag = etag(len, modified);
         let last_modified = modified.map(httpdate::fmt_http_date);
-        let mime = mime_guess::from_path(path).first_or_octet_stream();
-        let content_type =
-            if mime.type_() == "text" || mime.essence_str() == "application/javascript" {
-                format!("{}; charset=utf-8", mime.essence_str())
-            } else {
-                mime.essence_str().to_owned()
-            };
+        let content_type = content_type(path);
         let mut resp = Response::new(200)
             .header("Content-Type", content_type)
             .header("ETag", etag.clone())
@@ -333,6 +329,34 @@ impl Handler for StaticFiles {
 }
 
 /// A strong validator from size and modification time.
+/// The `Content-Type` for `path`, by its extension (`application/octet-stream` when unknown); text
+/// types carry `charset=utf-8`. The last answer is remembered per thread, since a run of requests
+/// mostly asks for files of one type, and the lookup and formatting cost more than the rest of
+/// building the head.
+fn content_type(path: &Path) -> String {
+    thread_local! {
+        static LAST: RefCell<Option<(OsString, String)>> = const { RefCell::new(None) };
+    }
+    let ext = path.extension().unwrap_or_default();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((known, content_type)) = &*last
+            && known == ext
+        {
+            return content_type.clone();
+        }
+        let mime = mime_guess::from_ext(&ext.to_string_lossy()).first_or_octet_stream();
+        let content_type =
+            if mime.type_() == "text" || mime.essence_str() == "application/javascript" {
+                format!("{}; charset=utf-8", mime.essence_str())
+            } else {
+                mime.essence_str().to_owned()
+            };
+        *last = Some((ext.to_owned(), content_type.clone()));
+        content_type
+    })
+}
+
 fn etag(len: u64, modified: Option<SystemTime>) -> String {
     let nanos = modified
         .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
@@ -453,6 +477,24 @@ pub fn html_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_type_follows_each_extension_despite_the_per_thread_memo() {
+        let cases = [
+            ("a.html", "text/html; charset=utf-8"),
+            ("b.html", "text/html; charset=utf-8"),
+            ("c.png", "image/png"),
+            ("d.HTML", "text/html; charset=utf-8"),
+            ("noext", "application/octet-stream"),
+            ("e.css", "text/css; charset=utf-8"),
+            ("f.js", "text/javascript; charset=utf-8"),
+            ("g.unknownext", "application/octet-stream"),
+            ("h.png", "image/png"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(content_type(Path::new(path)), want, "{path}");
+        }
+    }
 
     #[test]
     fn ranges() {

@@ -80,7 +80,8 @@ impl Response {
     pub fn new(status: u16) -> Response {
         Response {
             status,
-            headers: Vec::new(),
+            // Room for a static file's usual headers, so building one never reallocates.
+            headers: Vec::with_capacity(6),
             body: Body::Empty,
         }
     }
@@ -276,7 +277,15 @@ pub fn write_response(out: &mut impl Write, resp: Response, opts: WriteOptions) 
         headers,
         body,
     } = resp;
-    let mut head = String::with_capacity(256);
+    // Sized for the whole head and, when it goes out in the same write, the body: one allocation.
+    let coalesced_body = match &body {
+        _ if opts.head_only => 0,
+        Body::Bytes(bytes) if bytes.len() as u64 <= COALESCE => bytes.len(),
+        Body::File { len, .. } if *len <= COALESCE => *len as usize,
+        _ => 0,
+    };
+    let header_bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let mut head = String::with_capacity(160 + header_bytes + coalesced_body);
     head.push_str("HTTP/1.1 ");
     push_decimal(&mut head, u64::from(status));
     head.push(' ');

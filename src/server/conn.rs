@@ -40,8 +40,9 @@ const MAX_HEADERS: usize = crate::http::DEFAULT_MAX_HEADERS;
 
 /// A client connection and the little state it keeps between requests.
 ///
-/// An idle connection holds no buffer: `buf` is allocated when bytes arrive and freed when the
-/// connection parks with nothing pending, so parked idle connections cost a socket and this struct.
+/// An idle connection holds no buffer: `buf` is taken (from the worker's spare, else allocated)
+/// when bytes arrive and given back when the connection parks with nothing pending, so parked idle
+/// connections cost a socket and this struct.
 pub(crate) struct Conn {
     pub(crate) stream: TcpStream,
     pub(crate) peer: SocketAddr,
@@ -204,6 +205,9 @@ pub(crate) fn on_readable(
         }
         let start = conn.buf.len();
         let chunk = if start == 0 { FIRST_READ } else { READ_CHUNK };
+        if conn.buf.capacity() == 0 {
+            conn.buf = spare_buffer::take();
+        }
         conn.buf.resize(start + chunk, 0);
         let r = conn.stream.read(&mut conn.buf[start..]);
         match r {
@@ -249,10 +253,38 @@ pub(crate) fn on_readable(
         return Outcome::Closed; // a half-sent request at EOF or shutdown is not answered
     }
     if conn.buf.is_empty() {
-        conn.buf = Vec::new(); // free the buffer while idle
+        // An idle connection holds no buffer; this worker keeps it for the next connection it reads.
+        spare_buffer::give_back(std::mem::take(&mut conn.buf));
         conn.first_byte = None;
     }
     Outcome::Park { conn, again }
+}
+
+/// One spare read buffer per worker thread. A connection takes it when bytes arrive and gives it
+/// back when it parks with nothing buffered, so a busy worker does not allocate (and zero the
+/// allocator's bookkeeping for) a fresh buffer per request, while idle connections still hold none.
+mod spare_buffer {
+    use std::cell::Cell;
+
+    /// Buffers that grew past this (a large head or body) are freed rather than kept.
+    const KEEP_AT_MOST: usize = 64 * 1024;
+
+    thread_local! {
+        static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    }
+
+    /// This thread's spare buffer (empty, possibly with capacity), or a new empty one.
+    pub(super) fn take() -> Vec<u8> {
+        SPARE.with(Cell::take)
+    }
+
+    /// Keeps `buf` (cleared) as this thread's spare, unless it is too large.
+    pub(super) fn give_back(mut buf: Vec<u8>) {
+        if buf.capacity() <= KEEP_AT_MOST {
+            buf.clear();
+            SPARE.with(|spare| spare.set(buf));
+        }
+    }
 }
 
 /// Parses the buffer once; answers a body-less request straight away.
