@@ -34,8 +34,8 @@ use std::collections::HashMap;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -165,6 +165,9 @@ struct Loop {
     state: Mutex<EventLoop>,
     /// Turns started so far; `serve`'s thread reads it to notice a starved loop.
     turns: AtomicU64,
+    /// A turn job is queued and has not started yet. If neither that nor a running turn exists
+    /// (the chain was broken, e.g. by a panic inside a turn), `serve`'s thread queues a new one.
+    queued: AtomicBool,
 }
 
 /// Starts the event loop on `pool`, waits until shutdown is requested (running a fallback turn
@@ -206,6 +209,7 @@ pub(crate) fn serve(
             last_tick: Instant::now(),
         }),
         turns: AtomicU64::new(0),
+        queued: AtomicBool::new(true),
     });
     let first = Arc::clone(&event_loop);
     if let Err(e) = pool.try_execute(move || turn_job(first)) {
@@ -219,10 +223,22 @@ pub(crate) fn serve(
         // No turn started during a whole tick, and none is running: every worker is busy and the
         // turn job is queued behind them. Run one turn here, without blocking and without serving.
         if turns == seen
-            && let Ok(mut state) = event_loop.state.try_lock()
+            && let Some(mut state) = try_lock_state(&event_loop)
         {
-            log::debug!("event loop starved of workers; running a turn on the serving thread");
-            let _ = state.turn(Duration::ZERO, false);
+            if event_loop.queued.load(Ordering::Acquire) {
+                log::debug!("event loop starved of workers; running a turn on the serving thread");
+                let _ = state.turn(Duration::ZERO, false);
+            } else {
+                // Marked under the lock, as a turn does, so no turn can see the chain as broken too.
+                event_loop.queued.store(true, Ordering::Release);
+                drop(state);
+                log::error!("no event-loop turn running or queued; queueing one");
+                let next = Arc::clone(&event_loop);
+                if let Err(e) = pool.try_execute(move || turn_job(next)) {
+                    event_loop.queued.store(false, Ordering::Release);
+                    log::error!("cannot queue an event-loop turn: {e}");
+                }
+            }
         }
         seen = turns;
     }
@@ -251,6 +267,17 @@ pub(crate) fn serve(
     Ok((counts, unfinished))
 }
 
+/// The event loop's lock if it is free. A turn that panicked while holding it leaves the loop
+/// usable: at worst the connection it was dispatching was dropped (closed), and its slot stays
+/// counted until shutdown.
+fn try_lock_state(event_loop: &Loop) -> Option<std::sync::MutexGuard<'_, EventLoop>> {
+    match event_loop.state.try_lock() {
+        Ok(state) => Some(state),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
 /// A turn as a pool job: runs one turn, queues the next turn's job unless shutting down, then
 /// serves the connection the turn kept for this worker, if any. (Serving it here rather than
 /// handing it to an idle worker keeps the hand-off off the request's path: measured at one
@@ -262,6 +289,7 @@ fn turn_job(event_loop: Arc<Loop>) {
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
     event_loop.turns.fetch_add(1, Ordering::Relaxed);
+    event_loop.queued.store(false, Ordering::Release);
     let timeout = if state.spawner.jobs_may_be_waiting() {
         Duration::ZERO // never hold a worker in `epoll_wait` ahead of queued work
     } else {
@@ -271,6 +299,10 @@ fn turn_job(event_loop: Arc<Loop>) {
     let stopping = state.shared.stopping();
     if stopping {
         state.finish(); // shutdown came during this turn: stop accepting now, not after the drain
+    } else {
+        // Under the lock: `serve`'s thread, which reads it under the lock, never sees a gap
+        // between this turn and the next one's job and queues a second chain.
+        event_loop.queued.store(true, Ordering::Release);
     }
     let (spawner, jobs) = (state.spawner.clone(), Arc::clone(&state.jobs));
     drop(state);
@@ -280,7 +312,7 @@ fn turn_job(event_loop: Arc<Loop>) {
             Ok(()) => {}
             // Refused only once shutdown is under way (`serve` closes the pool after `stopping`
             // is set; its queue has room for every connection plus this job): `serve` finishes.
-            Err(ExecuteError::ShutDown(_)) => {}
+            Err(ExecuteError::ShutDown(_)) => event_loop.queued.store(false, Ordering::Release),
             Err(e) => {
                 log::error!("cannot queue the next event-loop turn ({e}); running it here");
                 e.into_inner()();
