@@ -707,3 +707,45 @@ fn a_half_closed_partial_request_is_closed_without_an_answer() {
         assert!(closed_by_peer(&mut s), "closed without a response");
     }
 }
+
+#[test_log::test]
+fn one_worker_runs_the_event_loop_and_serves_many_busy_keep_alive_clients() {
+    // With one worker, that worker runs every event-loop turn and every connection job in turn:
+    // a turn must never wait in `epoll_wait` while a connection job is queued behind it, and no
+    // readiness may be lost between turns. 8 clients, each sending 25 requests back to back on one
+    // keep-alive connection, all at once; every reply must come back, in order (a stall would hit
+    // the 10 s read timeout of `connect`).
+    let site = Site::new();
+    let srv = Running::start(
+        Server::builder().threads(1),
+        StaticFiles::new(&site.root).unwrap(),
+    );
+    let addr = srv.addr;
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut s = connect(addr);
+                for i in 0..25 {
+                    let target = if i % 2 == 0 {
+                        "/digits.txt"
+                    } else {
+                        "/hello.txt"
+                    };
+                    let request = format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n");
+                    s.write_all(request.as_bytes()).unwrap();
+                    let reply = read_reply(&mut s, false).expect("reply");
+                    assert_eq!(reply.status, 200);
+                    if i % 2 == 0 {
+                        assert_eq!(reply.text(), "0123456789");
+                    }
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client");
+    }
+    let report = srv.stop();
+    assert_eq!(report.connections, 8);
+    assert_eq!(report.unfinished, 0);
+}
