@@ -48,8 +48,8 @@ impl RunLog {
 }
 
 /// [C11] The spin-then-park path loses no wake-up. A single worker runs job 0, finds both queues
-/// empty, spins (one `yield_now` round under loom, watching the relaxed inbox hint), then registers
-/// as sleeping and parks, all while job 1 is being submitted. Job 1 must still run while the pool is
+/// empty, spins (one `yield_now` round under loom, which does not watch the inbox flags), then
+/// registers as sleeping and parks, all while job 1 is being submitted. Job 1 must still run while the pool is
 /// `Running`: nothing but the submit path's notification (or the worker's own re-check under the
 /// lock) can get it there.
 #[test]

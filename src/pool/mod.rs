@@ -122,6 +122,7 @@ impl ThreadPool {
 
     /// A submit-only handle on this pool, for the crate's own use: it lets a job submit further
     /// jobs (the server's event loop resubmits itself from a worker) without owning the pool.
+    #[cfg(not(loom))] // only the server uses it, and the server is not built under loom
     pub(crate) fn spawner(&self) -> Spawner {
         Spawner {
             shared: Arc::clone(&self.shared),
@@ -346,11 +347,13 @@ where
 /// A submit-only handle on a [`ThreadPool`] (crate-internal; see [`ThreadPool::spawner`]). It holds
 /// the pool's shared state, not its workers: it cannot shut the pool down, and once the pool is
 /// shutting down every submit through it is refused (and handed back) like any other.
+#[cfg(not(loom))]
 #[derive(Clone)]
 pub(crate) struct Spawner {
     shared: Arc<Shared>,
 }
 
+#[cfg(not(loom))]
 impl Spawner {
     /// As [`ThreadPool::try_execute`].
     pub(crate) fn try_execute<F>(&self, job: F) -> Result<(), ExecuteError<F>>
