@@ -21,7 +21,7 @@ struct Cli {
     /// Directory to serve.
     #[arg(long, env = "POOLSERVE_ROOT", default_value = "public")]
     root: PathBuf,
-    /// Worker threads.
+    /// Worker threads (they also run the event loop; there is no separate poller thread).
     #[arg(long, env = "POOLSERVE_THREADS", default_value_t = poolserve::pool::DEFAULT_THREADS)]
     threads: usize,
     /// Connections held open at once (idle or busy); beyond that, clients get 503 + Retry-After.

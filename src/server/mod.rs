@@ -153,7 +153,8 @@ impl ServerBuilder {
         self.addr = addr.into();
         self
     }
-    /// Worker threads. Default 4.
+    /// Worker threads. Default 4. They also run the event loop, in turns (there is no separate
+    /// poller thread; the thread in [`Server::serve`] only steps in when every worker is busy).
     pub fn threads(mut self, n: usize) -> Self {
         self.config.threads = n;
         self
