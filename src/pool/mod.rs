@@ -366,10 +366,7 @@ impl Spawner {
     /// "Some accepted job may be waiting for a worker": a lock-free hint (the inboxes' `nonempty`
     /// flags), for a job deciding whether it may block for a while. Never a guarantee either way.
     pub(crate) fn jobs_may_be_waiting(&self) -> bool {
-        self.shared
-            .inboxes
-            .iter()
-            .any(|slot| slot.nonempty.load(Ordering::Relaxed))
+        self.shared.any_inbox_flagged()
     }
 }
 

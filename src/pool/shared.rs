@@ -205,6 +205,16 @@ impl Shared {
         &self.inboxes[submitter_number() % self.inboxes.len()]
     }
 
+    /// "Some inbox may hold jobs": its `nonempty` flag, read with no lock. A hint for timing (a
+    /// spinning worker, the server's event loop), never for a decision. Not under loom, where
+    /// nothing reads it.
+    #[cfg(not(loom))]
+    pub(crate) fn any_inbox_flagged(&self) -> bool {
+        self.inboxes
+            .iter()
+            .any(|slot| slot.nonempty.load(Ordering::Relaxed))
+    }
+
     /// Jobs waiting in the inboxes, each inbox locked in turn (the caller may hold `taken` and
     /// `state`, which come first in the lock order).
     pub(crate) fn inboxed(&self) -> usize {
@@ -475,11 +485,7 @@ fn next_job(shared: &Shared, finished: Option<Outcome>) -> Option<Job> {
                 // locks), so loom, which runs one spin round, skips reading the flags here: those
                 // reads would only add interleavings to every model.
                 #[cfg(not(loom))]
-                if shared
-                    .inboxes
-                    .iter()
-                    .any(|slot| slot.nonempty.load(Ordering::Relaxed))
-                {
+                if shared.any_inbox_flagged() {
                     // One more yield before moving: the submitter gets to add to the batch, and a
                     // move (which pulls the inbox's cache line away from the submitter) happens
                     // about half as often under a flood of jobs.
