@@ -8,7 +8,7 @@
 
 mod support;
 
-use poolserve::sync::atomic::{AtomicBool, Ordering};
+use poolserve::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use poolserve::sync::{Arc, Condvar, Mutex, lock, thread, wait, wait_while};
 use support::{LeakOnUnwind, expect_failure, silence_panics_containing};
 
@@ -322,6 +322,81 @@ fn negative_flag_set_after_unlock_strands_accepted_job() {
     );
     assert!(
         msg.contains("stranded"),
+        "loom failed for another reason: {msg}"
+    );
+}
+
+/// NEGATIVE EXAMPLE 7 (the twin of the real pool's claimed wake-ups, `SHUTDOWN.md` I6 and [C18]):
+/// a submitter claims a sleeper's wake-up lock-free, with a compare-and-swap on the sleeper count,
+/// and notifies without taking the lock that the worker holds from registering to waiting. The
+/// worker registers, looks at the inbox (empty), and before it waits the submitter pushes, claims
+/// it and notifies nobody: the worker then sleeps on a queued job with `sleeping == 0`, so no later
+/// submit would wake it either, and the join hangs. (The real pool claims under `state`.)
+#[test]
+fn negative_sleeper_claimed_lock_free_loses_wakeup() {
+    struct Claims {
+        inbox: Mutex<usize>,
+        state: Mutex<usize>, // wake-ups claimed and not yet consumed
+        sleeping: AtomicUsize,
+        work: Condvar,
+    }
+    let msg = expect_failure(
+        "negative_sleeper_claimed_lock_free_loses_wakeup",
+        BOUND,
+        || {
+            let pool = LeakOnUnwind::new(Arc::new(Claims {
+                inbox: Mutex::new(0),
+                state: Mutex::new(0),
+                sleeping: AtomicUsize::new(0),
+                work: Condvar::new(),
+            }));
+            let worker = {
+                let pool = pool.share();
+                thread::spawn(move || {
+                    // Runs exactly one job, then exits.
+                    loop {
+                        let mut claimed = lock(&pool.state);
+                        pool.sleeping.fetch_add(1, Ordering::Relaxed);
+                        let found = {
+                            let mut jobs = lock(&pool.inbox);
+                            let found = *jobs > 0;
+                            if found {
+                                *jobs -= 1;
+                            }
+                            found
+                        };
+                        if !found {
+                            claimed = wait(&pool.work, claimed);
+                        }
+                        if *claimed > 0 {
+                            *claimed -= 1;
+                        } else {
+                            pool.sleeping.fetch_sub(1, Ordering::Relaxed);
+                        }
+                        if found {
+                            return;
+                        }
+                    }
+                })
+            };
+            *lock(&pool.inbox) += 1;
+            let sleepers = pool.sleeping.load(Ordering::Relaxed);
+            if sleepers > 0
+                && pool
+                    .sleeping
+                    .compare_exchange(sleepers, sleepers - 1, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                // BUG: the claim and the notification skip the lock the worker holds until it
+                // waits, so both can fall between its look and its wait.
+                pool.work.notify_one();
+                *lock(&pool.state) += 1;
+            }
+            worker.join().expect("worker");
+        },
+    );
+    assert!(
+        msg.contains("deadlock"),
         "loom failed for another reason: {msg}"
     );
 }

@@ -1,4 +1,4 @@
-//! loom models of the pool's fast paths (see `src/pool/SHUTDOWN.md`, claims [C11]–[C17]): the
+//! loom models of the pool's fast paths (see `src/pool/SHUTDOWN.md`, claims [C11]–[C18]): the
 //! sharded submit side (one inbox per submitting thread, 2 under loom) and the take-side queue
 //! `taken`, the move of every inbox into it, the brief spin before parking, the sleeper count that
 //! submitters read after releasing their inbox, and the `idle_waiters` count that gates the `idle`
@@ -26,6 +26,8 @@ const TWO_WAITERS_BOUND: usize = 2;
 
 /// Three threads (main, one worker, one more submitter), sequenced by latches: see README.
 const OTHER_INBOX_BOUND: usize = 3;
+/// Three threads (main, one worker, one more submitter), two submits racing: see README.
+const CLAIM_BOUND: usize = 3;
 
 /// A log of job ids in the order the jobs ran (shared by clones).
 #[derive(Clone)]
@@ -263,6 +265,44 @@ fn job_in_other_inbox_wakes_worker_that_looked_there_already() {
             };
             // Deadlocks (loom reports it) if the worker slept through the second submit.
             second.wait();
+            submitter.join().expect("submitter");
+            assert!(
+                !pool.is_closed(),
+                "jobs ran without any shutdown notification"
+            );
+            ledger.assert_each_ran_once();
+            drop(sole(pool));
+        },
+    );
+}
+
+/// [C18] A submit that finds every sleeper's wake-up already claimed still gets its job run. One
+/// worker runs job 0 and goes back to sleep; then the main thread and a second thread (each with
+/// its own inbox) submit jobs 1 and 2 at once. Whichever reads `sleeping` second may find the one
+/// sleeper already claimed by the other (`sleeping == 0`) and skip the wake-up entirely; the worker
+/// woken by the first must still find both jobs, with no shutdown to rescue a lost one.
+#[test]
+fn submit_finding_sleeper_claimed_still_gets_its_job_run() {
+    check(
+        "submit_finding_sleeper_claimed_still_gets_its_job_run",
+        CLAIM_BOUND,
+        || {
+            let ledger = Ledger::new(3);
+            let pool = Arc::new(ThreadPool::new(1));
+            let first = Latch::new();
+            pool.execute(then_open(ledger.job(0), &first))
+                .expect("accepted");
+            first.wait();
+            let (second, third) = (Latch::new(), Latch::new());
+            let submitter = {
+                let (pool, job) = (Arc::clone(&pool), then_open(ledger.job(2), &third));
+                thread::spawn(move || pool.execute(job).expect("accepted"))
+            };
+            pool.execute(then_open(ledger.job(1), &second))
+                .expect("accepted");
+            // Deadlocks (loom reports it) if a job sits in an inbox behind a sleeping worker.
+            second.wait();
+            third.wait();
             submitter.join().expect("submitter");
             assert!(
                 !pool.is_closed(),

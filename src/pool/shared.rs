@@ -61,6 +61,12 @@ pub(crate) struct State {
     /// Callers blocked in `idle.wait` inside `wait_idle`; a worker that finds the pool idle
     /// notifies only if this is non-zero (a notification is a syscall even with nobody waiting).
     pub(crate) idle_waiters: usize,
+    /// Wake-ups claimed by submitters and not yet consumed by a worker: a submitter that wakes a
+    /// sleeper moves it from [`Shared::sleeping`] to here (and then calls `notify_one`), and each
+    /// registered worker, as it stops sleeping, takes one back from here if any, else from
+    /// `sleeping` (`SHUTDOWN.md` §4 I6). So `sleeping + wakes_claimed` is always the number of
+    /// registered workers, and a flood of submits pays for one wake-up per sleeper, not one each.
+    pub(crate) wakes_claimed: usize,
 }
 
 /// Everything behind the take-side lock (`Shared::taken`): jobs handed over from the inbox and the
@@ -104,9 +110,10 @@ pub(crate) struct Shared {
     /// The submit side: [`INBOXES`] inboxes in an unbounded pool, exactly one in a bounded pool
     /// (so that its capacity is counted on one queue).
     pub(crate) inboxes: Box<[Padded<InboxSlot>]>,
-    /// Workers registered as about to sleep or sleeping on `work_ready`. Changed only with `state`
-    /// held; read by submitters with no lock, after releasing their inbox (`SHUTDOWN.md` §4 I6
-    /// says why that read cannot miss a sleeper).
+    /// Workers registered as about to sleep or sleeping on `work_ready` whose wake-up no submitter
+    /// has claimed yet (see [`State::wakes_claimed`]). Changed only with `state` held; read by
+    /// submitters with no lock, after releasing their inbox (`SHUTDOWN.md` §4 I6 says why that read
+    /// cannot miss a sleeper that nobody is already waking).
     pub(crate) sleeping: Padded<AtomicUsize>,
     /// Used with `state`. Signalled when a job is queued while a worker sleeps (one sleeper) or the
     /// phase leaves `Running` (all sleepers). Workers wait on it.
@@ -150,6 +157,7 @@ impl Shared {
                 phase: Phase::Running,
                 live_workers: 0,
                 idle_waiters: 0,
+                wakes_claimed: 0,
             }),
             taken: Padded(Mutex::new(Taken {
                 queue: VecDeque::new(),
@@ -497,12 +505,20 @@ fn next_job(shared: &Shared, finished: Option<Outcome>) -> Option<Job> {
             // Register as sleeping *before* the last look at the inboxes, and keep `state` from
             // there to the wait (SHUTDOWN.md §4 I6): a submit that this look misses pushed after
             // it, so it reads `sleeping` after our increment and then takes `state`, which it can
-            // only get once we are waiting. No wake-up is lost.
+            // only get once we are waiting; there it claims a wake-up or finds every sleeper
+            // claimed already, with a `notify_one` still to come. No wake-up is lost.
             shared.sleeping.fetch_add(1, Ordering::Relaxed);
             if shared.inboxed() == 0 {
                 st = wait(&shared.work_ready, st);
             }
-            shared.sleeping.fetch_sub(1, Ordering::Relaxed);
+            // Stop counting as registered: consume a claimed wake-up if there is one (ours, or one
+            // whose `notify_one` will wake some other registered worker or none), else leave
+            // `sleeping`. Either keeps `sleeping + wakes_claimed` equal to the registered workers.
+            if st.wakes_claimed > 0 {
+                st.wakes_claimed -= 1;
+            } else {
+                shared.sleeping.fetch_sub(1, Ordering::Relaxed);
+            }
             drop(st);
             spins = SPIN_ROUNDS;
         }
