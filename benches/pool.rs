@@ -404,7 +404,9 @@ fn mixed(c: &mut Criterion) {
 /// Pause before each pool's turn in the interleaved run, so no pool's spinning workers steal the
 /// CPUs from the next one.
 const SETTLE_PAUSE: Duration = Duration::from_millis(5);
-/// Start-latency samples per pool per round in the interleaved run.
+/// Start-latency samples per pool per round in the interleaved run. Each is its own turn: the
+/// pools take turns sample by sample, so a change in how fast this machine wakes an idle thread
+/// (it moved between ~20 µs and ~180 µs within minutes here) hits every pool alike.
 const LATENCY_SAMPLES_PER_ROUND: usize = 25;
 
 /// Every pool kind with `workers` threads, all built at once (idle pools park their workers).
@@ -441,7 +443,8 @@ fn interleaved(rounds: usize) {
     }));
     /// A case's body: runs one batch (or samples) on a pool, returns nanoseconds per sample.
     type Sampler = Box<dyn Fn(&dyn Runner) -> Vec<f64>>;
-    type Case = (String, usize, Sampler);
+    /// Name, workers, turns per round (each pool samples once per turn), sampler.
+    type Case = (String, usize, usize, Sampler);
     /// One batch on a pool, untimed.
     type Batch = Box<dyn Fn(&dyn Runner)>;
     let timed = |f: Batch| -> Sampler {
@@ -454,6 +457,7 @@ fn interleaved(rounds: usize) {
     let mut cases: Vec<Case> = vec![(
         "headline-1M/2w-1s".into(),
         2,
+        1,
         timed(Box::new(move |p| p.tiny_batch(latch, HEADLINE_JOBS, 1))),
     )];
     for workers in [2, 4] {
@@ -461,6 +465,7 @@ fn interleaved(rounds: usize) {
             cases.push((
                 format!("tiny/{workers}w-{submitters}s"),
                 workers,
+                1,
                 timed(Box::new(move |p| {
                     p.tiny_batch(latch, TINY_JOBS, submitters)
                 })),
@@ -471,20 +476,16 @@ fn interleaved(rounds: usize) {
         cases.push((
             format!("latency/{workers}w"),
             workers,
-            Box::new(move |p| {
-                (0..LATENCY_SAMPLES_PER_ROUND)
-                    .map(|_| {
-                        thread::sleep(IDLE_PAUSE);
-                        p.start_latency(probe).as_secs_f64() * 1e9
-                    })
-                    .collect()
-            }),
+            LATENCY_SAMPLES_PER_ROUND,
+            // The settle pause before each turn (longer than `IDLE_PAUSE`) leaves the pool idle.
+            Box::new(move |p| vec![p.start_latency(probe).as_secs_f64() * 1e9]),
         ));
     }
     for workers in [2, 4] {
         cases.push((
             format!("mixed/{workers}w"),
             workers,
+            1,
             timed(Box::new(move |p| p.mixed_batch(latch, MIXED_JOBS))),
         ));
     }
@@ -493,18 +494,20 @@ fn interleaved(rounds: usize) {
     // samples[case][pool]
     let mut samples = vec![vec![Vec::new(); names.len()]; cases.len()];
     for round in 0..rounds {
-        for (ci, (_, workers, run)) in cases.iter().enumerate() {
+        for (ci, (_, workers, turns, run)) in cases.iter().enumerate() {
             let set = &pools
                 .iter()
                 .find(|(w, _)| w == workers)
                 .expect("pool set")
                 .1;
-            // Rotate the starting pool each round so no pool always runs first.
-            for k in 0..set.len() {
-                let pi = (k + round) % set.len();
-                // Let the previous pool's workers finish spinning and park before timing the next.
-                thread::sleep(SETTLE_PAUSE);
-                samples[ci][pi].extend(run(&*set[pi].1));
+            for turn in 0..*turns {
+                // Rotate the starting pool each turn so no pool always runs first.
+                for k in 0..set.len() {
+                    let pi = (k + round + turn) % set.len();
+                    // Let the previous pool's workers finish spinning and park before timing.
+                    thread::sleep(SETTLE_PAUSE);
+                    samples[ci][pi].extend(run(&*set[pi].1));
+                }
             }
         }
     }
@@ -518,7 +521,7 @@ fn interleaved(rounds: usize) {
         names.join(" | ")
     );
     println!("|---|{}---|---|---|---|", "---|".repeat(names.len()));
-    for (ci, (case, _, _)) in cases.iter().enumerate() {
+    for (ci, (case, _, _, _)) in cases.iter().enumerate() {
         let meds: Vec<f64> = samples[ci].iter_mut().map(median).collect();
         let (best_i, best) = meds
             .iter()
