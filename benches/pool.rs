@@ -20,7 +20,8 @@
 //! groups the bench also runs the same cases in interleaved rounds (every pool once per case per
 //! round; `POOL_BENCH_ROUNDS`, default 15, 0 skips) and prints that table itself: on a shared
 //! machine its ratios are the ones to quote, because load drift hits every pool alike.
-//! `POOL_BENCH_CRITERION=0` runs the interleaved rounds alone. The latency and headline
+//! `POOL_BENCH_CRITERION=0` runs the interleaved rounds alone, and `POOL_BENCH_CASES=tiny/2w`
+//! only the interleaved cases whose name contains that text. The latency and headline
 //! groups set their own (shorter) timing, because one of their iterations costs far more wall time
 //! than it reports (latency) or than criterion's default budget allows (headline).
 
@@ -488,6 +489,10 @@ fn interleaved(rounds: usize) {
             1,
             timed(Box::new(move |p| p.mixed_batch(latch, MIXED_JOBS))),
         ));
+    }
+    // POOL_BENCH_CASES: run only the interleaved cases whose name contains this (e.g. `tiny/2w-4s`).
+    if let Ok(only) = std::env::var("POOL_BENCH_CASES") {
+        cases.retain(|(name, ..)| name.contains(only.as_str()));
     }
     let pools = [(2, all_pools(2)), (4, all_pools(4))];
     let names: Vec<&str> = pools[0].1.iter().map(|(n, _)| *n).collect();
