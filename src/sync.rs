@@ -39,6 +39,24 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Locks `mutex` like [`lock`], but if it is held, first yields the CPU once (then blocks as usual).
+///
+/// For a lock that several threads take once per short job: blocking at once makes the waiter spin
+/// and then sleep on the holder's cache line, and two threads taking turns that way can stay in
+/// lockstep for a whole run; yielding lets another runnable thread (a submitter, when the machine
+/// has fewer cores than busy threads) use the CPU meanwhile. Timing only: the lock is then taken
+/// exactly as by [`lock`], so under loom this *is* [`lock`] (a failed `try_lock` changes nothing,
+/// and exploring it would only add interleavings to every model).
+pub fn lock_or_yield<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    #[cfg(not(loom))]
+    match mutex.try_lock() {
+        Ok(guard) => return guard,
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => thread::yield_now(),
+    }
+    lock(mutex)
+}
+
 /// Blocks once on `condvar` (the caller re-checks its condition in a loop).
 pub fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
     condvar.wait(guard).unwrap_or_else(PoisonError::into_inner)

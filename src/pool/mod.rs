@@ -92,9 +92,11 @@ impl ThreadPool {
 
     /// Submits a job. Blocks while a bounded queue is full.
     ///
-    /// Jobs submitted from one thread are started in the order they were submitted; jobs from
-    /// different threads have no order between them (each submitting thread has its own inbox, so
-    /// that submitters do not contend on one lock).
+    /// Jobs submitted from one thread are taken by the workers in the order they were submitted, so
+    /// a one-worker pool runs them in that order; with several workers, a job can start before an
+    /// earlier one that another worker took first but has not started yet. Jobs from different
+    /// threads have no order between them (each submitting thread has its own inbox, so that
+    /// submitters do not contend on one lock).
     ///
     /// # Errors
     ///
