@@ -52,6 +52,28 @@ impl RunLog {
     }
 }
 
+/// Submits `job` to `pool` from a new thread (which gets the other inbox under loom when the main
+/// thread has submitted first).
+fn execute_on_new_thread(
+    pool: &Arc<ThreadPool>,
+    job: impl FnOnce() + Send + 'static,
+) -> thread::JoinHandle<()> {
+    let pool = Arc::clone(pool);
+    thread::spawn(move || pool.execute(job).expect("accepted"))
+}
+
+/// The end of a no-lost-wake-up model: every job ran exactly once while the pool was still
+/// `Running` (so no shutdown's `notify_all` can have rescued a lost wake-up); then the pool is
+/// dropped, which joins its workers.
+fn assert_ran_while_running(pool: Arc<ThreadPool>, ledger: &Ledger) {
+    assert!(
+        !pool.is_closed(),
+        "jobs ran without any shutdown notification"
+    );
+    ledger.assert_each_ran_once();
+    drop(sole(pool));
+}
+
 /// [C11] The spin-then-park path loses no wake-up. A single worker runs job 0, finds both queues
 /// empty, spins (one `yield_now` round under loom, which does not watch the inbox flags), then
 /// registers as sleeping and parks, all while job 1 is being submitted. Job 1 must still run while the pool is
@@ -262,19 +284,11 @@ fn job_in_other_inbox_wakes_worker_that_looked_there_already() {
                 .expect("accepted");
             first.wait();
             let second = Latch::new();
-            let submitter = {
-                let (pool, job) = (Arc::clone(&pool), then_open(ledger.job(1), &second));
-                thread::spawn(move || pool.execute(job).expect("accepted"))
-            };
+            let submitter = execute_on_new_thread(&pool, then_open(ledger.job(1), &second));
             // Deadlocks (loom reports it) if the worker slept through the second submit.
             second.wait();
             submitter.join().expect("submitter");
-            assert!(
-                !pool.is_closed(),
-                "jobs ran without any shutdown notification"
-            );
-            ledger.assert_each_ran_once();
-            drop(sole(pool));
+            assert_ran_while_running(pool, &ledger);
         },
     );
 }
@@ -297,22 +311,14 @@ fn submit_finding_sleeper_claimed_still_gets_its_job_run() {
                 .expect("accepted");
             first.wait();
             let (second, third) = (Latch::new(), Latch::new());
-            let submitter = {
-                let (pool, job) = (Arc::clone(&pool), then_open(ledger.job(2), &third));
-                thread::spawn(move || pool.execute(job).expect("accepted"))
-            };
+            let submitter = execute_on_new_thread(&pool, then_open(ledger.job(2), &third));
             pool.execute(then_open(ledger.job(1), &second))
                 .expect("accepted");
             // Deadlocks (loom reports it) if a job sits in an inbox behind a sleeping worker.
             second.wait();
             third.wait();
             submitter.join().expect("submitter");
-            assert!(
-                !pool.is_closed(),
-                "jobs ran without any shutdown notification"
-            );
-            ledger.assert_each_ran_once();
-            drop(sole(pool));
+            assert_ran_while_running(pool, &ledger);
         },
     );
 }
@@ -334,21 +340,13 @@ fn two_submits_claim_two_sleepers_both_jobs_run() {
             let ledger = Ledger::new(2);
             let pool = Arc::new(ThreadPool::new(2));
             let (first, second) = (Latch::new(), Latch::new());
-            let submitter = {
-                let (pool, job) = (Arc::clone(&pool), then_open(ledger.job(1), &second));
-                thread::spawn(move || pool.execute(job).expect("accepted"))
-            };
+            let submitter = execute_on_new_thread(&pool, then_open(ledger.job(1), &second));
             pool.execute(then_open(ledger.job(0), &first))
                 .expect("accepted");
             first.wait();
             second.wait();
             submitter.join().expect("submitter");
-            assert!(
-                !pool.is_closed(),
-                "jobs ran without any shutdown notification"
-            );
-            ledger.assert_each_ran_once();
-            drop(sole(pool));
+            assert_ran_while_running(pool, &ledger);
         },
     );
 }
