@@ -10,9 +10,9 @@
 #   LOOM_MAX_PREEMPTIONS  raises every model's preemption bound (never lowers it)
 set -euo pipefail
 
-# 11 models of the real pool (pool.rs) + 8 of its fast paths (pool_fast_path.rs) + 7 negative
+# 11 models of the real pool (pool.rs) + 9 of its fast paths (pool_fast_path.rs) + 7 negative
 # examples (negative.rs).
-expected="${LOOM_MIN_MODELS:-26}"
+expected="${LOOM_MIN_MODELS:-27}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -1,4 +1,4 @@
-//! loom models of the pool's fast paths (see `src/pool/SHUTDOWN.md`, claims [C11]–[C18]): the
+//! loom models of the pool's fast paths (see `src/pool/SHUTDOWN.md`, claims [C11]–[C19]): the
 //! sharded submit side (one inbox per submitting thread, 2 under loom) and the take-side queue
 //! `taken`, the move of every inbox into it, the brief spin before parking, the sleeper count that
 //! submitters read after releasing their inbox, and the `idle_waiters` count that gates the `idle`
@@ -28,6 +28,9 @@ const TWO_WAITERS_BOUND: usize = 2;
 const OTHER_INBOX_BOUND: usize = 3;
 /// Three threads (main, one worker, one more submitter), two submits racing: see README.
 const CLAIM_BOUND: usize = 3;
+/// Three threads (main and two workers), one job waiting for the next: 38k interleavings (4 s) at
+/// bound 2, which found both deadlocks recorded for it in `SHUTDOWN.md` §7 (README).
+const LEFT_BEHIND_BOUND: usize = 2;
 /// Four threads (main, two workers, one more submitter): 4.2M interleavings, about 5 minutes, at
 /// bound 2, which is why the model is `#[ignore]`d in the suite (README).
 const TWO_SLEEPERS_BOUND: usize = 2;
@@ -346,6 +349,41 @@ fn two_submits_claim_two_sleepers_both_jobs_run() {
             first.wait();
             second.wait();
             submitter.join().expect("submitter");
+            assert_ran_while_running(pool, &ledger);
+        },
+    );
+}
+
+/// [C19] A job left in the take-side queue behind a running job gets a worker while another worker
+/// sleeps. Two workers; the main thread submits job 0, which blocks until job 1 has run, then job
+/// 1. A worker may move both into the take-side queue at once and start job 0, leaving job 1
+/// behind it, just as the other worker, having found nothing there a moment before, goes to sleep;
+/// no submit is left to wake it. Job 1 must still run (with job 0 still blocked, the pool
+/// `Running`): the worker that left it behind must wake a sleeper, and a worker must register as
+/// sleeping before it lets go of the take-side lock, or the model deadlocks.
+#[test]
+fn job_left_in_take_side_queue_wakes_a_sleeper() {
+    check(
+        "job_left_in_take_side_queue_wakes_a_sleeper",
+        LEFT_BEHIND_BOUND,
+        || {
+            let ledger = Ledger::new(2);
+            let pool = Arc::new(ThreadPool::new(2));
+            let (first_ran, second_ran) = (Latch::new(), Latch::new());
+            let (job0, wait_for) = (ledger.job(0), second_ran.clone());
+            pool.execute(then_open(
+                move || {
+                    // Blocks its worker until job 1 has run: only the other worker can run it.
+                    wait_for.wait();
+                    job0();
+                },
+                &first_ran,
+            ))
+            .expect("accepted");
+            pool.execute(then_open(ledger.job(1), &second_ran))
+                .expect("accepted");
+            // Deadlocks (loom reports it) if job 1 waits behind job 0 while a worker sleeps.
+            first_ran.wait();
             assert_ran_while_running(pool, &ledger);
         },
     );

@@ -336,22 +336,10 @@ where
     }
     inbox.queue.push_back(job);
     drop(inbox);
-    // Read after releasing the inbox: a worker that looked at this inbox before our push had
-    // registered in `sleeping` before that look, so we see it unless another submitter has
-    // already claimed its wake-up (SHUTDOWN.md §4 I6). Under `state`, which such a worker holds
-    // until it has really started to wait, claim one sleeper's wake-up: take it off `sleeping`, so
-    // the submits that follow skip all of this until some worker registers again, instead of each
-    // paying for a lock and a futex wake while the woken worker is still on its way.
-    if shared.sleeping.load(Ordering::Relaxed) > 0 {
-        let mut st = shared.lock();
-        if shared.sleeping.load(Ordering::Relaxed) == 0 {
-            return Ok(()); // every registered worker is being woken already (I6)
-        }
-        shared.sleeping.fetch_sub(1, Ordering::Relaxed);
-        st.wakes_claimed += 1;
-        drop(st);
-        shared.work_ready.notify_one();
-    }
+    // After releasing the inbox: a worker that looked at this inbox before our push had registered
+    // in `sleeping` before that look, so the read in here sees it unless another submitter has
+    // already claimed its wake-up (SHUTDOWN.md §4 I6).
+    shared.wake_a_sleeper();
     Ok(())
 }
 

@@ -239,6 +239,32 @@ impl Shared {
         taken.active == 0 && taken.queue.is_empty() && self.inboxed() == 0
     }
 
+    /// Wakes one sleeping worker, if a worker is registered as sleeping and no wake-up is claimed
+    /// for it yet (`SHUTDOWN.md` §4 I6). Called with no lock held, after a job was made available
+    /// where a sleeping worker would not look again by itself: pushed into an inbox, or left in the
+    /// take-side queue behind the job a worker just took.
+    ///
+    /// The read of `sleeping` sees every worker that registered before the job was made available
+    /// and has not been claimed since: a worker registers holding `taken` (and jobs are left in
+    /// the take-side queue only under `taken`), and it looks at the inboxes once more after
+    /// registering. Under `state`, which such a worker holds until it has really started to wait,
+    /// claim one sleeper's wake-up: take it off `sleeping`, so that the calls that follow skip all
+    /// of this until some worker registers again, instead of each paying for a lock and a futex
+    /// wake while the woken worker is still on its way.
+    pub(crate) fn wake_a_sleeper(&self) {
+        if self.sleeping.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut st = self.lock();
+        if self.sleeping.load(Ordering::Relaxed) == 0 {
+            return; // every registered worker is being woken already (I6)
+        }
+        self.sleeping.fetch_sub(1, Ordering::Relaxed);
+        st.wakes_claimed += 1;
+        drop(st);
+        self.work_ready.notify_one();
+    }
+
     /// Moves the pool out of `Running` into `to` (first call wins; later calls only upgrade
     /// `Draining` to `Stopping`) and wakes every waiter so each re-checks the phase.
     ///
@@ -460,6 +486,13 @@ fn next_job(shared: &Shared, finished: Option<Outcome>) -> Option<Job> {
     loop {
         if let Some(job) = taken.queue.pop_front() {
             taken.active += 1;
+            let left_some = !taken.queue.is_empty();
+            drop(taken);
+            if left_some {
+                // The jobs behind this one wait for a worker; if one sleeps, wake it, or they wait
+                // for however long this job runs (SHUTDOWN.md §4 I6, [C19]).
+                shared.wake_a_sleeper();
+            }
             return Some(job);
         }
         match shared.move_inboxes(&mut taken) {
@@ -483,6 +516,12 @@ fn next_job(shared: &Shared, finished: Option<Outcome>) -> Option<Job> {
         if st.phase != Phase::Running {
             return None;
         }
+        if spins == 0 {
+            // Register as sleeping while still holding `taken` (SHUTDOWN.md §4 I6): a worker that
+            // later leaves jobs in the take-side queue does so under `taken`, after this
+            // increment, so it sees us and wakes us.
+            shared.sleeping.fetch_add(1, Ordering::Relaxed);
+        }
         drop(taken);
         if spins > 0 {
             // Spin without either lock (so submitters can get in), watching the inboxes' flags;
@@ -505,12 +544,11 @@ fn next_job(shared: &Shared, finished: Option<Outcome>) -> Option<Job> {
                 }
             }
         } else {
-            // Register as sleeping *before* the last look at the inboxes, and keep `state` from
+            // Registered (above) *before* this last look at the inboxes, and `state` kept from
             // there to the wait (SHUTDOWN.md §4 I6): a submit that this look misses pushed after
             // it, so it reads `sleeping` after our increment and then takes `state`, which it can
             // only get once we are waiting; there it claims a wake-up or finds every sleeper
             // claimed already, with a `notify_one` still to come. No wake-up is lost.
-            shared.sleeping.fetch_add(1, Ordering::Relaxed);
             if shared.inboxed() == 0 {
                 st = wait(&shared.work_ready, st);
             }
