@@ -330,7 +330,7 @@ fn submit_finding_sleeper_claimed_still_gets_its_job_run() {
 /// second thread submit jobs 1 and 2 at once, each claiming a sleeper or finding them claimed.
 /// Both jobs must run while the pool is `Running`; a wake-up lost between the two claims, or a
 /// claim counted for a worker that is not asleep, deadlocks the model. Not in the default suite (it
-/// alone would take half the suite's 10-minute budget); the loom README gives the command that
+/// alone would add about 70 % to the suite's interleavings); the loom README gives the command that
 /// runs it. At bound 1 (21,675 interleavings) it did not catch the break that the one-worker
 /// model above catches (a claim without the re-check under `state`), so it is kept at 2.
 #[test]
