@@ -21,7 +21,8 @@
 //! round; `POOL_BENCH_ROUNDS`, default 15, 0 skips) and prints that table itself: on a shared
 //! machine its ratios are the ones to quote, because load drift hits every pool alike.
 //! `POOL_BENCH_CRITERION=0` runs the interleaved rounds alone, and `POOL_BENCH_CASES=tiny/2w`
-//! only the interleaved cases whose name contains that text. The latency and headline
+//! only the interleaved cases whose name contains that text; `POOL_BENCH_RAW=1` also prints every
+//! interleaved sample in the order it was taken. The latency and headline
 //! groups set their own (shorter) timing, because one of their iterations costs far more wall time
 //! than it reports (latency) or than criterion's default budget allows (headline).
 
@@ -513,6 +514,15 @@ fn interleaved(rounds: usize) {
                     thread::sleep(SETTLE_PAUSE);
                     samples[ci][pi].extend(run(&*set[pi].1));
                 }
+            }
+        }
+    }
+    // POOL_BENCH_RAW=1: also print every sample, in the order taken, to see drift and modes.
+    if std::env::var("POOL_BENCH_RAW").as_deref() == Ok("1") {
+        for (ci, (case, ..)) in cases.iter().enumerate() {
+            for (pi, name) in names.iter().enumerate() {
+                let raw: Vec<String> = samples[ci][pi].iter().map(|&ns| fmt_ns(ns)).collect();
+                println!("raw {case} {name}: {}", raw.join(", "));
             }
         }
     }
