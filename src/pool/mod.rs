@@ -98,6 +98,10 @@ impl ThreadPool {
     /// threads have no order between them (each submitting thread has its own inbox, so that
     /// submitters do not contend on one lock).
     ///
+    /// A job may block until a later job has run, as long as some worker is free to run that one:
+    /// no accepted job waits while a worker sleeps. A job that blocks on another job while every
+    /// worker is blocked the same way deadlocks, as in any pool with a fixed number of threads.
+    ///
     /// # Errors
     ///
     /// [`ExecuteError::ShutDown`] with the job if shutdown has begun (also if it begins while this
