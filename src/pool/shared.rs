@@ -61,10 +61,10 @@ pub(crate) struct State {
     /// Callers blocked in `idle.wait` inside `wait_idle`; a worker that finds the pool idle
     /// notifies only if this is non-zero (a notification is a syscall even with nobody waiting).
     pub(crate) idle_waiters: usize,
-    /// Wake-ups claimed by submitters and not yet consumed by a worker: a submitter that wakes a
-    /// sleeper moves it from [`Shared::sleeping`] to here (and then calls `notify_one`), and each
-    /// registered worker, as it stops sleeping, takes one back from here if any, else from
-    /// `sleeping` (`SHUTDOWN.md` §4 I6). So `sleeping + wakes_claimed` is always the number of
+    /// Wake-ups claimed and not yet consumed by a worker: whoever wakes a sleeper (a submitter, or
+    /// a worker that left jobs in the take-side queue) moves it from [`Shared::sleeping`] to here
+    /// (and then calls `notify_one`), and each registered worker, as it stops sleeping, takes one
+    /// back from here if any, else from `sleeping` (`SHUTDOWN.md` §4 I6). So `sleeping + wakes_claimed` is always the number of
     /// registered workers, and a flood of submits pays for one wake-up per sleeper, not one each.
     pub(crate) wakes_claimed: usize,
 }
@@ -110,10 +110,12 @@ pub(crate) struct Shared {
     /// The submit side: [`INBOXES`] inboxes in an unbounded pool, exactly one in a bounded pool
     /// (so that its capacity is counted on one queue).
     pub(crate) inboxes: Box<[Padded<InboxSlot>]>,
-    /// Workers registered as about to sleep or sleeping on `work_ready` whose wake-up no submitter
-    /// has claimed yet (see [`State::wakes_claimed`]). Changed only with `state` held; read by
-    /// submitters with no lock, after releasing their inbox (`SHUTDOWN.md` §4 I6 says why that read
-    /// cannot miss a sleeper that nobody is already waking).
+    /// Workers registered as about to sleep or sleeping on `work_ready` whose wake-up nobody
+    /// has claimed yet (see [`State::wakes_claimed`]). Changed only with `state` held (a worker
+    /// registers holding `taken` too); read with no lock by [`Shared::wake_a_sleeper`], after a
+    /// submitter releases its inbox or a worker that left jobs in the take-side queue releases
+    /// `taken` (`SHUTDOWN.md` §4 I6 says why that read cannot miss a sleeper that nobody is already
+    /// waking).
     pub(crate) sleeping: Padded<AtomicUsize>,
     /// Used with `state`. Signalled when a job is queued while a worker sleeps (one sleeper) or the
     /// phase leaves `Running` (all sleepers). Workers wait on it.
