@@ -326,6 +326,12 @@ impl Handler for StaticFiles {
             _ => Response::plain_status(405).header("Allow", ALLOW),
         }
     }
+
+    /// Never: files are answered from the head alone (`GET`/`HEAD` ignore a body, other methods
+    /// get `405`), so a client's body is never waited for.
+    fn wants_body(&self, _req: &Request<'_, '_>) -> bool {
+        false
+    }
 }
 
 /// A strong validator from size and modification time.
