@@ -59,6 +59,7 @@ pub struct StaticFiles {
     root_dir: std::sync::Arc<File>,
     list_dirs: bool,
     serve_hidden: bool,
+    cache_control: Option<String>,
 }
 
 impl StaticFiles {
@@ -81,6 +82,7 @@ impl StaticFiles {
             root,
             list_dirs: false,
             serve_hidden: false,
+            cache_control: None,
         })
     }
 
@@ -93,6 +95,21 @@ impl StaticFiles {
     /// Serve files and directories whose name starts with `.`. Default is off (they answer 404).
     pub fn serve_hidden(mut self, on: bool) -> StaticFiles {
         self.serve_hidden = on;
+        self
+    }
+
+    /// Sends `Cache-Control: value` with every file answer that carries the file's validators:
+    /// `200`, `206` and `304` (not listings, redirects or errors). Default is none. A value with
+    /// CR, LF or NUL makes the response writer answer `500` instead, so check it first.
+    ///
+    /// ```no_run
+    /// use poolserve::files::StaticFiles;
+    ///
+    /// let files = StaticFiles::new("public")?.cache_control("max-age=60");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn cache_control(mut self, value: impl Into<String>) -> StaticFiles {
+        self.cache_control = Some(value.into());
         self
     }
 
@@ -237,6 +254,9 @@ impl StaticFiles {
             .header("X-Content-Type-Options", "nosniff");
         if let Some(lm) = &last_modified {
             resp = resp.header("Last-Modified", lm.clone());
+        }
+        if let Some(cc) = &self.cache_control {
+            resp = resp.header("Cache-Control", cc.clone());
         }
         if not_modified(req, &etag, modified) {
             return resp.with_status(304);
