@@ -25,6 +25,10 @@
 //!    does not match the current validator serves the whole file. The body is streamed from the open
 //!    file, so memory does not grow with file size.
 //! 6. **Not found** is `404` with the root's `404.html` when there is one.
+//! 7. **Out of resources.** When opening or reading a file or directory fails for want of file
+//!    descriptors or memory (`EMFILE`, `ENFILE`, `ENOMEM`), the answer is `503` with
+//!    `Retry-After: 1` — the file may well exist — and a warning is logged (target
+//!    `poolserve::files`), at most one a second, with a count of the ones left out.
 
 mod resolve;
 
@@ -35,7 +39,8 @@ use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::handler::Handler;
 use crate::http::{Body, Request, Response};
@@ -60,6 +65,8 @@ pub struct StaticFiles {
     list_dirs: bool,
     serve_hidden: bool,
     cache_control: Option<String>,
+    /// Limits the warnings logged when the process runs out of file descriptors or memory.
+    exhausted_warnings: Arc<RateLimit>,
 }
 
 impl StaticFiles {
@@ -83,6 +90,7 @@ impl StaticFiles {
             list_dirs: false,
             serve_hidden: false,
             cache_control: None,
+            exhausted_warnings: Arc::new(RateLimit::new(Duration::from_secs(1))),
         })
     }
 
@@ -123,6 +131,7 @@ impl StaticFiles {
         // followed (the plain 404 is sent instead), and only a regular file is used.
         let page = self
             .open_contained(Path::new("404.html"))
+            .ok()
             .and_then(|(f, _)| {
                 f.metadata()
                     .ok()
@@ -150,7 +159,10 @@ impl StaticFiles {
     /// kernel enforces containment while it resolves. When that refuses a path that leaves the root
     /// lexically (an absolute symlink), and on other systems, the path is canonicalised and must
     /// start with the canonical root.
-    fn open_contained(&self, rel: &Path) -> Option<(File, PathBuf)> {
+    ///
+    /// Fails with [`OpenFailure::Exhausted`] when the process is out of file descriptors or memory,
+    /// and with [`OpenFailure::Absent`] for every other reason (absent, outside the root, unreadable).
+    fn open_contained(&self, rel: &Path) -> Result<(File, PathBuf), OpenFailure> {
         let joined = self.root.join(rel);
         #[cfg(target_os = "linux")]
         {
@@ -167,29 +179,55 @@ impl StaticFiles {
                 Mode::empty(),
                 ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
             ) {
-                Ok(fd) => return Some((File::from(fd), joined)),
+                Ok(fd) => return Ok((File::from(fd), joined)),
                 // EXDEV: resolution left the root lexically (e.g. an absolute symlink, which may
                 // still point inside the root); NOSYS: a kernel without openat2. Both take the
                 // canonicalising path below, which decides by where the path really leads.
                 Err(e) if e == rustix::io::Errno::XDEV || e == rustix::io::Errno::NOSYS => {}
-                Err(_) => return None,
+                Err(e) => return Err(OpenFailure::from(io::Error::from(e))),
             }
         }
-        let canon = fs::canonicalize(&joined).ok()?;
+        let canon = fs::canonicalize(&joined)?;
         if !canon.starts_with(&self.root) {
-            return None;
+            return Err(OpenFailure::Absent);
         }
-        Some((File::open(&canon).ok()?, joined))
+        Ok((File::open(&canon)?, joined))
     }
 
     /// Opens `<dir>/index.html` and returns it with its metadata and path, if it is a regular file
-    /// inside the root. `None` for every other outcome (absent, `dir` not a directory, a directory
-    /// or other non-file named `index.html`, a symlink leaving the root, unreadable): the caller
-    /// then falls back to looking at `dir` itself, which decides the answer exactly as before.
-    fn open_index(&self, dir: &Path) -> Option<(File, fs::Metadata, PathBuf)> {
-        let (file, path) = self.open_contained(&dir.join("index.html"))?;
-        let meta = file.metadata().ok().filter(fs::Metadata::is_file)?;
-        Some((file, meta, path))
+    /// inside the root. `Ok(None)` for every other outcome (absent, `dir` not a directory, a
+    /// directory or other non-file named `index.html`, a symlink leaving the root, unreadable): the
+    /// caller then falls back to looking at `dir` itself, which decides the answer exactly as
+    /// before. `Err` when the process is out of file descriptors or memory.
+    fn open_index(&self, dir: &Path) -> Result<Option<(File, fs::Metadata, PathBuf)>, io::Error> {
+        let (file, path) = match self.open_contained(&dir.join("index.html")) {
+            Ok(opened) => opened,
+            Err(OpenFailure::Absent) => return Ok(None),
+            Err(OpenFailure::Exhausted(e)) => return Err(e),
+        };
+        match file.metadata() {
+            Ok(meta) if meta.is_file() => Ok(Some((file, meta, path))),
+            Err(e) if is_exhaustion(&e) => Err(e),
+            _ => Ok(None),
+        }
+    }
+
+    /// The answer when the process is out of file descriptors or memory: `503` with
+    /// `Retry-After: 1`, and a warning (at most one a second).
+    fn exhausted(&self, req: &Request<'_, '_>, e: &io::Error) -> Response {
+        if let Some(left_out) = self.exhausted_warnings.allow(Instant::now()) {
+            let more = if left_out > 0 {
+                format!(" ({left_out} more since the last warning)")
+            } else {
+                String::new()
+            };
+            log::warn!(
+                "out of resources serving {:?}: {e}; answered 503 with Retry-After{more}. \
+                 Raise the open-file limit or lower the connection limit",
+                String::from_utf8_lossy(req.target.as_bytes())
+            );
+        }
+        Response::plain_status(503).header("Retry-After", "1")
     }
 
     fn serve(&self, req: &Request<'_, '_>) -> Response {
@@ -205,16 +243,24 @@ impl StaticFiles {
         // `<dir>/index.html` straight away serves it with one open and one stat, instead of also
         // opening and statting the directory first. Any failure falls through to the general path
         // below, so what is answered never depends on this shortcut.
-        if resolved.trailing_slash
-            && let Some((index, index_meta, index_path)) = self.open_index(&resolved.path)
-        {
-            return self.serve_file(req, index, &index_meta, &index_path);
+        if resolved.trailing_slash {
+            match self.open_index(&resolved.path) {
+                Ok(Some((index, index_meta, index_path))) => {
+                    return self.serve_file(req, index, &index_meta, &index_path);
+                }
+                Ok(None) => {}
+                Err(e) => return self.exhausted(req, &e),
+            }
         }
-        let Some((file, path)) = self.open_contained(&resolved.path) else {
-            return self.not_found();
+        let (file, path) = match self.open_contained(&resolved.path) {
+            Ok(opened) => opened,
+            Err(OpenFailure::Absent) => return self.not_found(),
+            Err(OpenFailure::Exhausted(e)) => return self.exhausted(req, &e),
         };
-        let Ok(meta) = file.metadata() else {
-            return self.not_found();
+        let meta = match file.metadata() {
+            Ok(meta) => meta,
+            Err(e) if is_exhaustion(&e) => return self.exhausted(req, &e),
+            Err(_) => return self.not_found(),
         };
         if meta.is_dir() {
             if !resolved.trailing_slash {
@@ -225,7 +271,7 @@ impl StaticFiles {
             }
             // With the trailing slash, `index.html` was tried above and is not a servable file.
             if self.list_dirs {
-                return self.listing(&path, &resolved);
+                return self.listing(req, &path, &resolved);
             }
             return self.not_found();
         }
@@ -298,9 +344,11 @@ impl StaticFiles {
         })
     }
 
-    fn listing(&self, dir: &Path, resolved: &Resolved) -> Response {
-        let Ok(entries) = fs::read_dir(dir) else {
-            return Response::plain_status(403);
+    fn listing(&self, req: &Request<'_, '_>, dir: &Path, resolved: &Resolved) -> Response {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if is_exhaustion(&e) => return self.exhausted(req, &e),
+            Err(_) => return Response::plain_status(403),
         };
         let mut names: Vec<(String, bool)> = entries
             .filter_map(Result::ok)
@@ -345,6 +393,67 @@ impl Handler for StaticFiles {
             "OPTIONS" => Response::new(204).header("Allow", ALLOW),
             _ => Response::plain_status(405).header("Allow", ALLOW),
         }
+    }
+}
+
+/// Why [`StaticFiles::open_contained`] failed.
+#[derive(Debug)]
+enum OpenFailure {
+    /// Absent, outside the root, or unreadable: the client is told `404`.
+    Absent,
+    /// Out of file descriptors or memory: the file may exist; the client is told `503`.
+    Exhausted(io::Error),
+}
+
+impl From<io::Error> for OpenFailure {
+    fn from(e: io::Error) -> OpenFailure {
+        if is_exhaustion(&e) {
+            OpenFailure::Exhausted(e)
+        } else {
+            OpenFailure::Absent
+        }
+    }
+}
+
+/// Is `e` the process (`EMFILE`) or the system (`ENFILE`) out of file descriptors, or out of
+/// memory (`ENOMEM`)? These say nothing about the file, so they must not become `404`.
+fn is_exhaustion(e: &io::Error) -> bool {
+    // EMFILE and ENFILE have these numbers on Linux, the BSDs and macOS alike.
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    e.kind() == io::ErrorKind::OutOfMemory
+        || (cfg!(unix) && matches!(e.raw_os_error(), Some(EMFILE | ENFILE)))
+}
+
+/// Lets one event through per `every`, and counts the ones it holds back in between.
+#[derive(Debug)]
+struct RateLimit {
+    every: Duration,
+    /// When one was last let through, and how many were held back since.
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl RateLimit {
+    fn new(every: Duration) -> RateLimit {
+        RateLimit {
+            every,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(held back since the last one let through)` if this event may go through at `now`.
+    fn allow(&self, now: Instant) -> Option<u64> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (last, held) = &mut *state;
+        if last.is_some_and(|t| now.saturating_duration_since(t) < self.every) {
+            *held += 1;
+            return None;
+        }
+        *last = Some(now);
+        Some(std::mem::take(held))
     }
 }
 
@@ -545,6 +654,27 @@ mod tests {
             parse_range("bytes=99999999999999999999-", 100),
             RangeSpec::Ignore
         );
+    }
+
+    #[test]
+    fn rate_limit_lets_one_through_a_second_and_counts_the_rest() {
+        let limit = RateLimit::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        assert_eq!(limit.allow(t0), Some(0));
+        assert_eq!(limit.allow(t0 + Duration::from_millis(10)), None);
+        assert_eq!(limit.allow(t0 + Duration::from_millis(999)), None);
+        assert_eq!(limit.allow(t0 + Duration::from_millis(1000)), Some(2));
+        assert_eq!(limit.allow(t0 + Duration::from_millis(1500)), None);
+        assert_eq!(limit.allow(t0 + Duration::from_millis(2100)), Some(1));
+    }
+
+    #[test]
+    fn exhaustion_errors_are_told_apart() {
+        assert!(is_exhaustion(&io::Error::from_raw_os_error(24)));
+        assert!(is_exhaustion(&io::Error::from_raw_os_error(23)));
+        assert!(is_exhaustion(&io::Error::from_raw_os_error(12)));
+        assert!(!is_exhaustion(&io::Error::from_raw_os_error(2)));
+        assert!(!is_exhaustion(&io::Error::from_raw_os_error(13)));
     }
 
     #[test]
