@@ -42,6 +42,7 @@ fn main() -> ExitCode {
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = &settings.cli;
+    check_open_file_limit(cli.max_connections);
     let root = &settings.root;
     if settings.root_is_default && !root.exists() {
         eprintln!(
@@ -108,6 +109,70 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Open files kept free for everything but connections: the listener, the poller, files being
+/// served, the signal pipe, logs.
+const FD_HEADROOM: u64 = 64;
+
+/// Raises the soft limit on open files to the hard limit, and warns when `max_connections` still
+/// exceeds what that limit allows (each connection holds a descriptor; a file being served, another).
+#[cfg(target_os = "linux")]
+fn check_open_file_limit(max_connections: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let before = getrlimit(Resource::Nofile);
+    let mut soft = before.current;
+    if before.current.is_some() && before.current != before.maximum {
+        // An unlimited hard limit cannot be the soft one for open files: the kernel caps it at
+        // fs.nr_open (2^20 by default), so try that next.
+        for target in [before.maximum, Some(1 << 20)] {
+            let wanted = Rlimit {
+                current: target,
+                maximum: before.maximum,
+            };
+            if target > before.current || target.is_none() {
+                match setrlimit(Resource::Nofile, wanted) {
+                    Ok(()) => {
+                        soft = target;
+                        break;
+                    }
+                    Err(e) => log::debug!("cannot raise the open-file limit to {target:?}: {e}"),
+                }
+            }
+        }
+        if soft != before.current {
+            log::debug!(
+                "raised the open-file limit from {} to {}",
+                show_limit(before.current),
+                show_limit(soft)
+            );
+        }
+    }
+    let Some(soft) = soft else { return };
+    // A small limit keeps half for connections rather than none.
+    let room = if soft >= 2 * FD_HEADROOM {
+        soft - FD_HEADROOM
+    } else {
+        (soft / 2).max(1)
+    };
+    if max_connections as u64 > room {
+        log::warn!(
+            "--max-connections {max_connections} exceeds what the open-file limit allows: it is {soft} \
+             (hard limit {}), room for about {room} connections, the rest being kept for files and \
+             the server; beyond that, clients wait or get 503. Raise the hard limit (`ulimit -Hn` \
+             as root, or LimitNOFILE= in a systemd unit) or pass --max-connections {room}",
+            show_limit(before.maximum)
+        );
+    }
+}
+
+/// Elsewhere the limit is left as it is (and not checked).
+#[cfg(not(target_os = "linux"))]
+fn check_open_file_limit(_max_connections: usize) {}
+
+#[cfg(target_os = "linux")]
+fn show_limit(limit: Option<u64>) -> String {
+    limit.map_or_else(|| "unlimited".to_owned(), |n| n.to_string())
 }
 
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
