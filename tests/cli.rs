@@ -210,6 +210,31 @@ fn boolean_variables_take_yes_no_one_zero_true_false() {
     }
 }
 
+#[test_log::test]
+fn cache_control_flag_and_variable_reach_file_answers() {
+    let site = Site::new();
+    let root = path_str(&site.root);
+    let srv = start(poolserve().args([root, "--bind", ":0", "--cache-control", "max-age=60"]));
+    let r = get(srv.addr, "/hello.txt");
+    assert_eq!(
+        (r.status, r.header("cache-control")),
+        (200, Some("max-age=60"))
+    );
+    drop(srv);
+    let srv = start(
+        poolserve()
+            .env("POOLSERVE_CACHE_CONTROL", "no-cache")
+            .args([root, "--bind", ":0"]),
+    );
+    assert_eq!(
+        get(srv.addr, "/hello.txt").header("cache-control"),
+        Some("no-cache")
+    );
+    drop(srv);
+    let srv = start(poolserve().args([root, "--bind", ":0"]));
+    assert_eq!(get(srv.addr, "/hello.txt").header("cache-control"), None);
+}
+
 /// A client that stops reading is dropped after `--write-timeout` seconds without progress.
 #[test_log::test]
 fn write_timeout_drops_a_client_that_stops_reading() {

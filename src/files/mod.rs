@@ -19,8 +19,11 @@
 //!    itself, so serving an index page costs one open and one stat; only when that fails is the
 //!    directory opened to choose between a listing and `404`.
 //! 5. **Files** get `Content-Type` (by extension; `charset=utf-8` for text), `ETag`,
-//!    `Last-Modified`, `Accept-Ranges: bytes` and `X-Content-Type-Options: nosniff`. Conditional
-//!    requests: `If-None-Match` (wins when present) or `If-Modified-Since` → `304`. A single
+//!    `Last-Modified`, `Accept-Ranges: bytes`, `X-Content-Type-Options: nosniff` and, when set,
+//!    [`Cache-Control`](StaticFiles::cache_control) (also on `206` and `304`). Conditional requests,
+//!    in RFC 9110 §13.2.2's order: `If-Match` (strong comparison; wins when present) or
+//!    `If-Unmodified-Since` false → `412`; then `If-None-Match` (wins when present) or
+//!    `If-Modified-Since` → `304`. A single
 //!    `Range: bytes=…` → `206` with `Content-Range`, or `416` when unsatisfiable; `If-Range` that
 //!    does not match the current validator serves the whole file. The body is streamed from the open
 //!    file, so memory does not grow with file size.
@@ -304,8 +307,10 @@ impl StaticFiles {
         if let Some(cc) = &self.cache_control {
             resp = resp.header("Cache-Control", cc.clone());
         }
-        if not_modified(req, &etag, modified) {
-            return resp.with_status(304);
+        match preconditions(req, &etag, modified) {
+            Precondition::Failed => return Response::plain_status(412),
+            Precondition::NotModified => return resp.with_status(304),
+            Precondition::Proceed => {}
         }
         let range = req
             .header("range")
@@ -493,29 +498,61 @@ fn etag(len: u64, modified: Option<SystemTime>) -> String {
     format!("\"{len:x}-{nanos:x}\"")
 }
 
-/// RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since when both are present.
-fn not_modified(req: &Request<'_, '_>, etag: &str, modified: Option<SystemTime>) -> bool {
-    if let Some(inm) = req.header("if-none-match") {
-        let Ok(inm) = std::str::from_utf8(inm) else {
-            return false;
-        };
-        return inm
+/// What the conditional header fields of a `GET`/`HEAD` say to do.
+#[derive(Debug, PartialEq, Eq)]
+enum Precondition {
+    /// `If-Match` or `If-Unmodified-Since` is false: `412`.
+    Failed,
+    /// `If-None-Match` or `If-Modified-Since` is false: `304`.
+    NotModified,
+    /// Serve it (a `Range` may still apply, subject to `If-Range`).
+    Proceed,
+}
+
+/// Evaluates the preconditions in RFC 9110 §13.2.2's order: `If-Match`, else
+/// `If-Unmodified-Since` (`412` when false); then `If-None-Match`, else `If-Modified-Since` (`304`
+/// when false). `If-Range` comes last, with the `Range` it guards. A date that does not parse is
+/// ignored, as the RFC requires; so is a date when the file has no modification time.
+fn preconditions(req: &Request<'_, '_>, etag: &str, modified: Option<SystemTime>) -> Precondition {
+    let tags = |v: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(v)
             .split(',')
-            .map(|t| t.trim_matches([' ', '\t']))
-            .any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag));
-    }
-    let (Some(ims), Some(modified)) = (req.header("if-modified-since"), modified) else {
-        return false;
+            .map(|t| t.trim_matches([' ', '\t']).to_owned())
+            .collect()
     };
-    let Some(since) = std::str::from_utf8(ims)
-        .ok()
-        .and_then(|s| httpdate::parse_http_date(s).ok())
-    else {
-        return false;
+    let date = |v: &[u8]| {
+        std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| httpdate::parse_http_date(s.trim_matches([' ', '\t'])).ok())
     };
     // HTTP dates have one-second resolution: compare at that resolution.
     let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    secs(modified) <= secs(since)
+    if let Some(im) = req.header("if-match") {
+        // Strong comparison (§13.1.1): a weak tag never matches.
+        if !tags(im).iter().any(|t| t == "*" || t == etag) {
+            return Precondition::Failed;
+        }
+    } else if let (Some(since), Some(modified)) =
+        (req.header("if-unmodified-since").and_then(date), modified)
+        && secs(modified) > secs(since)
+    {
+        return Precondition::Failed;
+    }
+    if let Some(inm) = req.header("if-none-match") {
+        // Weak comparison (§13.1.2).
+        if tags(inm)
+            .iter()
+            .any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag))
+        {
+            return Precondition::NotModified;
+        }
+    } else if let (Some(since), Some(modified)) =
+        (req.header("if-modified-since").and_then(date), modified)
+        && secs(modified) <= secs(since)
+    {
+        return Precondition::NotModified;
+    }
+    Precondition::Proceed
 }
 
 fn if_range_matches(value: &str, etag: &str, last_modified: Option<&str>) -> bool {
