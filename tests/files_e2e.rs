@@ -132,3 +132,106 @@ fn cache_control_goes_on_200_206_and_304_only() {
     );
     assert_eq!(get(plain.addr, "/digits.txt").header("cache-control"), None);
 }
+
+#[test_log::test]
+fn a_directory_redirect_keeps_the_query() {
+    let site = Site::new();
+    let srv = Running::start(
+        Server::builder().threads(1),
+        StaticFiles::new(&site.root).unwrap(),
+    );
+    for (target, location) in [
+        ("/sub?x=1", "/sub/?x=1"),
+        ("/sub?x=1&y=a%20b", "/sub/?x=1&y=a%20b"),
+        ("/sub", "/sub/"),
+        ("//sub?q", "/sub/?q"),
+        ("http://t/sub?x=1", "/sub/?x=1"),
+    ] {
+        let r = get(srv.addr, target);
+        assert_eq!(
+            (r.status, r.header("location")),
+            (301, Some(location)),
+            "{target}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test_log::test]
+fn the_listing_shows_decoded_names_sizes_dates_directories_first_and_only_servable_links() {
+    use std::os::unix::fs::symlink;
+    let site = Site::new();
+    let dir = site.root.join("café & <co>");
+    std::fs::create_dir_all(dir.join("z-dir")).unwrap();
+    std::fs::write(dir.join("a.txt"), "abc").unwrap();
+    std::fs::write(dir.join("b <i>.txt"), "12345").unwrap();
+    symlink("../hello.txt", dir.join("in-link")).unwrap();
+    symlink("../../secret.txt", dir.join("out-link")).unwrap();
+    symlink("../sub", dir.join("dir-link")).unwrap();
+    symlink(&site.dir, dir.join("dir-out")).unwrap();
+    symlink("nowhere", dir.join("dangling")).unwrap();
+    let srv = Running::start(
+        Server::builder().threads(1),
+        StaticFiles::new(&site.root).unwrap().list_dirs(true),
+    );
+    let r = get(srv.addr, "/caf%C3%A9%20%26%20%3Cco%3E/");
+    assert_eq!(r.status, 200);
+    let html = r.text();
+    assert!(
+        html.contains("<title>Index of /café &amp; &lt;co&gt;/</title>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<h1>Index of /café &amp; &lt;co&gt;/</h1>"),
+        "{html}"
+    );
+    let rows: Vec<&str> = html
+        .lines()
+        .filter(|l| l.starts_with("<tr><td><a href=\"./"))
+        .collect();
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|row| {
+            row.split("\">")
+                .nth(1)
+                .unwrap()
+                .split("</a>")
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        ["dir-link/", "z-dir/", "a.txt", "b &lt;i&gt;.txt", "in-link"],
+        "{html}"
+    );
+    let modified = |name: &str| {
+        httpdate::fmt_http_date(
+            std::fs::metadata(dir.join(name))
+                .unwrap()
+                .modified()
+                .unwrap(),
+        )
+    };
+    assert!(rows[2].contains("<td>3</td>"), "{}", rows[2]);
+    assert!(rows[2].contains(&modified("a.txt")), "{}", rows[2]);
+    assert!(rows[3].contains("<td>5</td>"), "{}", rows[3]);
+    assert!(
+        rows[4].contains("<td>13</td>"),
+        "the linked file's size: {}",
+        rows[4]
+    );
+    assert!(rows[0].contains("<td>-</td>"), "{}", rows[0]);
+    assert!(
+        rows[3].contains("href=\"./b%20%3Ci%3E.txt\""),
+        "{}",
+        rows[3]
+    );
+    assert!(!html.contains(SECRET));
+    // What the listing links to is served.
+    for href in ["dir-link/", "in-link", "a.txt", "b%20%3Ci%3E.txt", "z-dir/"] {
+        let target = format!("/caf%C3%A9%20%26%20%3Cco%3E/{href}");
+        let status = get(srv.addr, &target).status;
+        assert!(status == 200, "{target}: {status}");
+    }
+}

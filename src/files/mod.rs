@@ -13,9 +13,12 @@
 //!    prefix). Symlinks that stay inside the root
 //!    work; one pointing outside is answered `404`, as if absent.
 //! 4. **Directories** without a trailing slash are redirected (`301`) to the slash form, with a
-//!    `Location` rebuilt from the normalised segments (never `//host`, so never an open redirect).
-//!    With a slash, `index.html` is served, else an HTML listing if enabled (names HTML-escaped),
-//!    else `404`. For a path ending in `/`, `index.html` is opened first, before the directory
+//!    `Location` rebuilt from the normalised segments (never `//host`, so never an open redirect)
+//!    followed by the request's query, if any. With a slash, `index.html` is served, else an HTML
+//!    listing if enabled, else `404`. The listing shows decoded, HTML-escaped names (and title),
+//!    sizes and modification times, directories first; a symlink is listed only when a request
+//!    for it would be served (it leads to a file or directory inside the root), a symlinked
+//!    directory with its trailing slash. For a path ending in `/`, `index.html` is opened first, before the directory
 //!    itself, so serving an index page costs one open and one stat; only when that fails is the
 //!    directory opened to choose between a listing and `404`.
 //! 5. **Files** get `Content-Type` (by extension; `charset=utf-8` for text), `ETag`,
@@ -227,7 +230,7 @@ impl StaticFiles {
             log::warn!(
                 "out of resources serving {:?}: {e}; answered 503 with Retry-After{more}. \
                  Raise the open-file limit or lower the connection limit",
-                String::from_utf8_lossy(req.target.as_bytes())
+                req.target
             );
         }
         Response::plain_status(503).header("Retry-After", "1")
@@ -267,8 +270,15 @@ impl StaticFiles {
         };
         if meta.is_dir() {
             if !resolved.trailing_slash {
+                // The query goes along (`/sub?x=1` → `/sub/?x=1`): the parser has already
+                // refused any byte that could not stand in a header.
+                let mut location = resolved.url_path(true);
+                if let Some(query) = req.query() {
+                    location.push('?');
+                    location.push_str(query);
+                }
                 return Response::new(301)
-                    .header("Location", resolved.url_path(true))
+                    .header("Location", location)
                     .header("Content-Type", "text/plain; charset=utf-8")
                     .body("Moved Permanently\n");
             }
@@ -355,35 +365,69 @@ impl StaticFiles {
             Err(e) if is_exhaustion(&e) => return self.exhausted(req, &e),
             Err(_) => return Response::plain_status(403),
         };
-        let mut names: Vec<(String, bool)> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                if name.starts_with('.') && !self.serve_hidden {
-                    return None;
+        let mut listed = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue; // not UTF-8: no request path could name it
+            };
+            if name.starts_with('.') && !self.serve_hidden {
+                continue;
+            }
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
+            let meta = if file_type.is_symlink() {
+                // Listed only if a request for it would be served: it leads to a file or a
+                // directory (looked at before opening, so a FIFO is never opened) inside the root.
+                match fs::metadata(entry.path()) {
+                    Ok(m) if m.is_file() || m.is_dir() => {}
+                    _ => continue,
                 }
-                let is_dir = e.file_type().ok()?.is_dir();
-                Some((name, is_dir))
-            })
-            .collect();
-        names.sort();
-        let title = html_escape(&resolved.url_path(true));
+                match self.open_contained(&resolved.path.join(&name)) {
+                    Ok((file, _)) => match file.metadata() {
+                        Ok(meta) => meta,
+                        Err(_) => continue,
+                    },
+                    Err(OpenFailure::Absent) => continue,
+                    Err(OpenFailure::Exhausted(e)) => return self.exhausted(req, &e),
+                }
+            } else {
+                match entry.metadata() {
+                    Ok(meta) => meta,
+                    Err(_) => continue,
+                }
+            };
+            if !(meta.is_file() || meta.is_dir()) {
+                continue; // sockets, FIFOs, devices are not served
+            }
+            listed.push((!meta.is_dir(), name, meta.len(), meta.modified().ok()));
+        }
+        // Directories first, then by name.
+        listed.sort();
+        let mut title = String::from("/");
+        for segment in &resolved.segments {
+            title.push_str(segment);
+            title.push('/');
+        }
+        let title = html_escape(&title);
         let mut html = format!(
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body>\n<h1>Index of {title}</h1>\n<ul>\n"
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body>\n<h1>Index of {title}</h1>\n<table>\n<thead><tr><th>Name</th><th>Size</th><th>Last modified</th></tr></thead>\n<tbody>\n"
         );
         if !resolved.segments.is_empty() {
-            html.push_str("<li><a href=\"../\">../</a></li>\n");
+            html.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
         }
-        for (name, is_dir) in names {
+        for (is_file, name, len, modified) in listed {
             let mut href = String::new();
             percent_encode_into(&name, &mut href);
-            let slash = if is_dir { "/" } else { "" };
+            let slash = if is_file { "" } else { "/" };
+            let size = if is_file { len.to_string() } else { "-".into() };
+            let modified = modified.map(httpdate::fmt_http_date).unwrap_or_default();
             html.push_str(&format!(
-                "<li><a href=\"./{href}{slash}\">{}{slash}</a></li>\n",
+                "<tr><td><a href=\"./{href}{slash}\">{}{slash}</a></td><td>{size}</td><td>{modified}</td></tr>\n",
                 html_escape(&name)
             ));
         }
-        html.push_str("</ul>\n</body>\n</html>\n");
+        html.push_str("</tbody>\n</table>\n</body>\n</html>\n");
         Response::new(200)
             .header("Content-Type", "text/html; charset=utf-8")
             .header("X-Content-Type-Options", "nosniff")
