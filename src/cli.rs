@@ -40,7 +40,7 @@ pub struct Cli {
         long,
         value_name = "ADDR",
         env = "POOLSERVE_BIND",
-        default_value = "127.0.0.1:7878"
+        default_value = poolserve::server::DEFAULT_BIND
     )]
     pub bind: String,
     /// Port to listen on, with the host of --bind (0 picks a free port) [default: --bind's port]
@@ -365,6 +365,14 @@ mod tests {
 
     fn bind(s: &str) -> BindParts {
         split_bind(s).unwrap()
+    }
+
+    #[test]
+    fn default_host_and_port_make_the_default_bind() {
+        assert_eq!(
+            format!("{DEFAULT_HOST}:{DEFAULT_PORT}"),
+            poolserve::server::DEFAULT_BIND
+        );
     }
 
     #[test]
