@@ -154,6 +154,24 @@ fn a_directory_redirect_keeps_the_query() {
             "{target}"
         );
     }
+    // curl follows the redirect and arrives with the query.
+    if !have("curl") {
+        eprintln!("skipped the curl part: no curl on PATH");
+        return;
+    }
+    let out = std::process::Command::new("curl")
+        .args(["-sSL", "--max-time", "10", "-o", "/dev/null", "-w"])
+        .arg("%{http_code} %{url_effective} %{num_redirects}")
+        .arg(format!("http://{}/sub?x=1", srv.addr))
+        .output()
+        .expect("curl runs");
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        summary,
+        format!("200 http://{}/sub/?x=1 1", srv.addr),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[cfg(unix)]
