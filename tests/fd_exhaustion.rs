@@ -13,6 +13,17 @@ use std::time::{Duration, Instant};
 
 use util::*;
 
+/// `sh`, with no `POOLSERVE_*` variable from the caller's environment.
+fn sh() -> Command {
+    let mut cmd = Command::new("sh");
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("POOLSERVE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
 /// The binary under `sh -c 'ulimit -n LIMIT; exec poolserve ARGS'`, its stderr collected.
 struct Limited {
     child: Child,
@@ -22,7 +33,7 @@ struct Limited {
 
 impl Limited {
     fn start(limit: u32, args: &[&str]) -> Limited {
-        let mut child = Command::new("sh")
+        let mut child = sh()
             .arg("-c")
             .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
             .arg(env!("CARGO_BIN_EXE_poolserve"))
@@ -222,7 +233,7 @@ fn the_soft_open_file_limit_is_raised_to_the_hard_limit() {
         return;
     }
     let site = Site::new();
-    let mut child = Command::new("sh")
+    let mut child = sh()
         .arg("-c")
         .arg("ulimit -Sn 256 && exec \"$0\" \"$@\"")
         .arg(env!("CARGO_BIN_EXE_poolserve"))
