@@ -61,6 +61,9 @@ pub struct Cli {
     /// Seconds without a byte of request body (then 408)
     #[arg(long, value_name = "SECS", env = "POOLSERVE_BODY_TIMEOUT", default_value_t = 30, value_parser = parse_secs)]
     pub body_timeout: u64,
+    /// Seconds from a complete head to the last byte of its body, however steadily it comes (then 408)
+    #[arg(long, value_name = "SECS", env = "POOLSERVE_BODY_TOTAL_TIMEOUT", default_value_t = 60, value_parser = parse_secs)]
+    pub body_total_timeout: u64,
     /// Seconds an idle keep-alive connection is kept open
     #[arg(long, value_name = "SECS", env = "POOLSERVE_KEEP_ALIVE_TIMEOUT", default_value_t = 5, value_parser = parse_secs)]
     pub keep_alive_timeout: u64,
@@ -76,6 +79,9 @@ pub struct Cli {
     /// Largest request body in bytes (then 413)
     #[arg(long, value_name = "BYTES", env = "POOLSERVE_MAX_BODY", default_value_t = poolserve::http::DEFAULT_MAX_BODY)]
     pub max_body: u64,
+    /// Request-body bytes held in memory by all connections together; over it, reading bodies pauses
+    #[arg(long, value_name = "BYTES", env = "POOLSERVE_MAX_BUFFERED_BODY", default_value_t = poolserve::server::DEFAULT_MAX_BUFFERED_BODY)]
+    pub max_buffered_body: u64,
     /// Cache-Control header sent with files (200, 206 and 304), e.g. "max-age=60" [default: none]
     #[arg(long, value_name = "VALUE", env = "POOLSERVE_CACHE_CONTROL", value_parser = parse_header_value)]
     pub cache_control: Option<String>,

@@ -72,6 +72,8 @@ fn main() -> ExitCode {
         .limits(limits)
         .header_timeout(secs(cli.header_timeout))
         .body_timeout(secs(cli.body_timeout))
+        .body_total_timeout(secs(cli.body_total_timeout))
+        .max_buffered_body(cli.max_buffered_body)
         .keep_alive_timeout(secs(cli.keep_alive_timeout))
         .write_timeout(secs(cli.write_timeout))
         .grace_period(secs(cli.grace_period))
