@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 use super::Shared;
 use super::budget::Reservation;
 use super::output::{Output, Progress};
-use super::slots::{OnDeadline, Wait, WaitFor};
 use crate::handler::Handler;
+use crate::handoff::table::{OnDeadline, Wait, WaitFor};
 use crate::http::response::render;
 use crate::http::{
     ChunkedDecoder, EMPTY_HEADER, Framing, ParseError, Request, Response, Status, Version,
@@ -48,8 +48,10 @@ const READ_CHUNK: usize = 16 * 1024;
 const WRITE_BUDGET: u64 = 1024 * 1024;
 /// After an error response, how long (and how much) to drain what the client still sends, so
 /// that closing does not reset the connection before the client reads the response (RFC 9112 §9.6).
-pub(crate) const LINGER_TIME: Duration = Duration::from_millis(500);
-const LINGER_BYTES: usize = 64 * 1024;
+/// Lingering costs a socket, not a worker, so it can afford to wait for a client that is still
+/// sending a large body it started before the response came (nginx waits up to 30 s).
+pub(crate) const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
 /// Header slots per request; [`Limits::max_headers`](crate::http::Limits::max_headers) above this
 /// is capped to it.
 const MAX_HEADERS: usize = crate::http::DEFAULT_MAX_HEADERS;

@@ -35,7 +35,6 @@ mod config;
 mod conn;
 mod output;
 mod poller;
-mod slots;
 
 pub use config::{
     Config, DEFAULT_BODY_TIMEOUT, DEFAULT_BODY_TOTAL_TIMEOUT, DEFAULT_GRACE_PERIOD,

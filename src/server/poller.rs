@@ -15,7 +15,7 @@
 //! clients cost a thousand sockets and small structs, not a thousand workers.
 //!
 //! Ownership is exclusive: a connection is either parked in its slot or moved into exactly one
-//! job (dispatched, or kept by a turn), never both; `server/slots.rs` holds those rules
+//! job (dispatched, or kept by a turn), never both; `src/handoff/` holds those rules
 //! ([`ConnTable`]). A worker parks its connection itself, saying what it waits for (readability,
 //! writability, or just the next tick) and until when; readiness that arrives while a connection is
 //! dispatched is remembered and checked when the worker parks it, so no wake-up is lost. To stay
@@ -31,14 +31,16 @@
 //! until every connection is done or the grace period is over; then the pool drains and whatever
 //! is left is closed and counted.
 //!
-//! This loop and the sockets are outside the loom models: the pool's protocol below it is
-//! model-checked; this layer is tested end to end with real sockets.
+//! The hand-off rules this loop follows (the table of connections, the chain of turns) are in
+//! `src/handoff/` and model-checked with loom (`src/handoff/PROTOCOL.md`); the sockets and `mio`
+//! here are tested end to end.
 
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, TryLockError};
+use std::sync::Arc;
+#[cfg(test)]
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::event::Event;
@@ -46,9 +48,10 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::{self, Conn, Outcome};
-use super::slots::{AfterPark, ConnTable, Dispatch, Ready};
 use super::{Shared, refuse};
 use crate::handler::Handler;
+use crate::handoff::table::{AfterPark, ConnTable, Dispatch, Ready};
+use crate::handoff::turns::{TurnChain, Watch};
 use crate::pool::{ExecuteError, Spawner, ThreadPool};
 
 /// Longest time between two deadline checks.
@@ -143,17 +146,8 @@ pub(crate) struct EventLoop {
     last_tick: Instant,
 }
 
-/// The event loop and what its runners share.
-struct Loop {
-    /// The event loop. The lock is the right to run a turn; a turn job holds it for one turn
-    /// (including a wait of at most [`TICK`] in `epoll_wait` when nothing else is queued).
-    state: Mutex<EventLoop>,
-    /// Turns started so far; `serve`'s thread reads it to notice a starved loop.
-    turns: AtomicU64,
-    /// A turn job is queued and has not started yet. If neither that nor a running turn exists
-    /// (the chain was broken, e.g. by a panic inside a turn), `serve`'s thread queues a new one.
-    queued: AtomicBool,
-}
+/// The event loop as a chain of turn jobs (see `src/handoff/turns.rs`).
+type Loop = TurnChain<EventLoop>;
 
 /// Starts the event loop on `pool`, waits until shutdown is requested (running a fallback turn
 /// whenever the loop has been starved of workers for a [`TICK`]), then drains the pool. Returns
@@ -173,29 +167,25 @@ pub(crate) fn serve(
         Interest::READABLE,
     )?;
     let table = Arc::new(ConnTable::default());
-    let event_loop = Arc::new(Loop {
-        state: Mutex::new(EventLoop {
-            poll,
-            events: Events::with_capacity(1024),
-            listener: Some(listener),
+    let event_loop = Arc::new(TurnChain::new(EventLoop {
+        poll,
+        events: Events::with_capacity(1024),
+        listener: Some(listener),
+        shared: Arc::clone(&shared),
+        spawner: pool.spawner(),
+        jobs: Arc::new(JobContext {
             shared: Arc::clone(&shared),
-            spawner: pool.spawner(),
-            jobs: Arc::new(JobContext {
-                shared: Arc::clone(&shared),
-                handler,
-                table: Arc::clone(&table),
-                waker,
-            }),
+            handler,
             table: Arc::clone(&table),
-            counts: Counts::default(),
-            next_id: 0,
-            accept_retry_at: None,
-            backoff: Duration::from_millis(5),
-            last_tick: Instant::now(),
+            waker,
         }),
-        turns: AtomicU64::new(0),
-        queued: AtomicBool::new(true),
-    });
+        table: Arc::clone(&table),
+        counts: Counts::default(),
+        next_id: 0,
+        accept_retry_at: None,
+        backoff: Duration::from_millis(5),
+        last_tick: Instant::now(),
+    }));
     let first = Arc::clone(&event_loop);
     if let Err(e) = pool.try_execute(move || turn_job(first)) {
         return Err(io::Error::other(format!(
@@ -204,28 +194,21 @@ pub(crate) fn serve(
     }
     let mut seen = 0;
     while !shared.wait_until_stopping(TICK) {
-        let turns = event_loop.turns.load(Ordering::Relaxed);
-        // No turn started during a whole tick, and none is running: every worker is busy and the
-        // turn job is queued behind them. Run one turn here, without blocking and without serving.
-        if turns == seen
-            && let Some(mut state) = try_lock_state(&event_loop)
-        {
-            if event_loop.queued.load(Ordering::Acquire) {
+        match event_loop.watch(&mut seen) {
+            Watch::Fine => {}
+            Watch::RunHere(mut state) => {
                 log::debug!("event loop starved of workers; running a turn on the serving thread");
                 let _ = state.turn(Duration::ZERO, false);
-            } else {
-                // Marked under the lock, as a turn does, so no turn can see the chain as broken too.
-                event_loop.queued.store(true, Ordering::Release);
-                drop(state);
+            }
+            Watch::Requeue => {
                 log::error!("no event-loop turn running or queued; queueing one");
                 let next = Arc::clone(&event_loop);
                 if let Err(e) = pool.try_execute(move || turn_job(next)) {
-                    event_loop.queued.store(false, Ordering::Release);
+                    event_loop.submit_failed();
                     log::error!("cannot queue an event-loop turn: {e}");
                 }
             }
         }
-        seen = turns;
     }
     // Shutdown. The chain of turn jobs ends at the first turn that sees `stopping` (it closes
     // the listener and the parked connections that are not writing a response). From here this
@@ -233,9 +216,9 @@ pub(crate) fn serve(
     // to the pool, until every connection is done or the grace period is over.
     let deadline = Instant::now() + shared.config.grace_period;
     loop {
-        let mut state = lock_state(&event_loop);
+        let mut state = event_loop.lock_state();
         let now = Instant::now();
-        if state.table.len() == 0 || now >= deadline {
+        if state.table.is_empty() || now >= deadline {
             break;
         }
         let _ = state.turn(TICK.min(deadline - now), false);
@@ -243,7 +226,7 @@ pub(crate) fn serve(
     // Jobs still running (a handler that takes its time) get what is left of the grace period.
     let left = deadline.saturating_duration_since(Instant::now());
     let report = pool.shutdown_timeout(left).unwrap_or_default();
-    let mut state = lock_state(&event_loop);
+    let mut state = event_loop.lock_state();
     state.finish();
     // Whatever is left now was not done in time: parked writers are closed here, and connections
     // in jobs that are still running close when those jobs end.
@@ -265,42 +248,22 @@ pub(crate) fn serve(
     Ok((counts, unfinished))
 }
 
-/// The event loop's lock, waiting for it (a panic inside a turn leaves the state usable, see
-/// [`try_lock_state`]).
-fn lock_state(event_loop: &Loop) -> std::sync::MutexGuard<'_, EventLoop> {
-    event_loop
-        .state
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The event loop's lock if it is free. A turn that panicked while holding it leaves the loop
-/// usable: at worst the connection it was dispatching was dropped (closed), and its slot stays
-/// counted until shutdown.
-fn try_lock_state(event_loop: &Loop) -> Option<std::sync::MutexGuard<'_, EventLoop>> {
-    match event_loop.state.try_lock() {
-        Ok(state) => Some(state),
-        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-        Err(TryLockError::WouldBlock) => None,
-    }
-}
-
 /// A turn as a pool job: runs one turn, queues the next turn's job unless shutting down, then
 /// serves the connection the turn kept for this worker, if any. (Serving it here rather than
 /// handing it to an idle worker keeps the hand-off off the request's path: measured at one
 /// connection, the alternative of polling on while sleepers serve cut context switches from 13.4
 /// to 3.3 per request with 4 workers but lowered requests/s from 52k to 41k.)
 fn turn_job(event_loop: Arc<Loop>) {
-    let mut state = lock_state(&event_loop);
-    event_loop.turns.fetch_add(1, Ordering::Relaxed);
-    event_loop.queued.store(false, Ordering::Release);
+    let mut turn = event_loop.begin();
     #[cfg(test)]
     if PANIC_IN_NEXT_TURN.swap(false, Ordering::Relaxed) {
         panic!("injected fault: an event-loop turn panicked");
     }
+    let state = turn.state();
     if state.shared.stopping() {
         // The chain ends here; `serve`'s thread runs the turns of the drain.
         state.finish();
+        turn.end(false);
         return;
     }
     let timeout = if state.spawner.jobs_may_be_waiting() {
@@ -312,19 +275,15 @@ fn turn_job(event_loop: Arc<Loop>) {
     let stopping = state.shared.stopping();
     if stopping {
         state.finish(); // shutdown came during this turn: stop accepting now, not after the drain
-    } else {
-        // Under the lock: `serve`'s thread, which reads it under the lock, never sees a gap
-        // between this turn and the next one's job and queues a second chain.
-        event_loop.queued.store(true, Ordering::Release);
     }
     let (spawner, jobs) = (state.spawner.clone(), Arc::clone(&state.jobs));
-    drop(state);
+    turn.end(!stopping);
     if !stopping {
         let next = Arc::clone(&event_loop);
         match spawner.try_execute(move || turn_job(next)) {
             Ok(()) => {}
             // Refused only once shutdown is under way: `serve`'s thread runs the turns.
-            Err(ExecuteError::ShutDown(_)) => event_loop.queued.store(false, Ordering::Release),
+            Err(ExecuteError::ShutDown(_)) => event_loop.submit_failed(),
             Err(e) => {
                 log::error!("cannot queue the next event-loop turn ({e}); running it here");
                 e.into_inner()();

@@ -1,5 +1,4 @@
-//! Who owns each connection, and what a parked connection waits for: the hand-off rules between
-//! the event loop and the workers, free of sockets and of `mio`.
+//! [`ConnTable`]: who owns each connection, and what a parked connection waits for.
 //!
 //! A connection is always in exactly one place: *parked* in its [`Slot`] (the event loop watches
 //! it) or *dispatched* (moved into exactly one job, which serves it). Every rule below is one
@@ -26,11 +25,12 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use super::breaks;
 use crate::sync::{Mutex, lock};
 
 /// What a parked connection waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WaitFor {
+pub enum WaitFor {
     /// Bytes from the client (or its EOF).
     Read,
     /// Room in the socket's send buffer.
@@ -42,7 +42,7 @@ pub(crate) enum WaitFor {
 
 /// What happens to a parked connection when its deadline passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OnDeadline {
+pub enum OnDeadline {
     /// Closed without a word (idle keep-alive, a stalled write, a lingering close).
     Close,
     /// Dispatched once more, marked timed out, to be answered `408`.
@@ -51,26 +51,26 @@ pub(crate) enum OnDeadline {
 
 /// How a connection is parked: what it waits for, until when, and what happens then.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Wait {
+pub struct Wait {
     /// What readiness serves it again.
-    pub(crate) what: WaitFor,
+    pub what: WaitFor,
     /// When its wait is over.
-    pub(crate) deadline: Instant,
+    pub deadline: Instant,
     /// What happens at the deadline.
-    pub(crate) on_deadline: OnDeadline,
+    pub on_deadline: OnDeadline,
 }
 
 /// One readiness report for a connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Ready {
+pub struct Ready {
     /// Readable, or the peer closed its side, or the socket failed.
-    pub(crate) read: bool,
+    pub read: bool,
     /// Writable, or the socket can no longer be written to.
-    pub(crate) write: bool,
+    pub write: bool,
     /// The peer closed its side (or the socket failed). With edge-triggered readiness this is
     /// said once, possibly with the last data, so it is carried to the worker, which then reads
     /// on to the end instead of stopping at a short read.
-    pub(crate) peer_closed: bool,
+    pub peer_closed: bool,
 }
 
 impl Ready {
@@ -91,15 +91,15 @@ impl Ready {
 }
 
 /// A connection taken out of the table to be served, with what the worker must know.
-pub(crate) struct Dispatch<C> {
+pub struct Dispatch<C> {
     /// Its id in the table.
-    pub(crate) id: usize,
+    pub id: usize,
     /// The connection.
-    pub(crate) conn: C,
+    pub conn: C,
     /// The peer has closed its side (see [`Ready::peer_closed`]).
-    pub(crate) peer_closed: bool,
+    pub peer_closed: bool,
     /// Its deadline passed: answer `408` (only for [`OnDeadline::Answer`]).
-    pub(crate) timed_out: bool,
+    pub timed_out: bool,
 }
 
 /// A connection's place in the table.
@@ -114,7 +114,7 @@ struct Slot<C> {
 }
 
 /// What [`ConnTable::park`] did.
-pub(crate) enum AfterPark<C> {
+pub enum AfterPark<C> {
     /// Parked; the event loop has it now. With `requeued`, it is to be dispatched at the next
     /// turn: wake the event loop.
     Parked {
@@ -137,7 +137,7 @@ struct Table<C> {
 
 /// Every open connection, shared by the event loop and the jobs. The lock protects the map and
 /// the requeued list; it is never held while serving a connection or doing I/O.
-pub(crate) struct ConnTable<C> {
+pub struct ConnTable<C> {
     inner: Mutex<Table<C>>,
 }
 
@@ -154,13 +154,18 @@ impl<C> Default for ConnTable<C> {
 
 impl<C> ConnTable<C> {
     /// Open connections (parked or dispatched).
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         lock(&self.inner).map.len()
+    }
+
+    /// No connection is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Adds a new connection, parked with `wait`. Must happen before it is registered for
     /// readiness: the first readiness report must find the slot.
-    pub(crate) fn insert(&self, id: usize, conn: C, wait: Wait) {
+    pub fn insert(&self, id: usize, conn: C, wait: Wait) {
         lock(&self.inner).map.insert(
             id,
             Slot {
@@ -173,13 +178,13 @@ impl<C> ConnTable<C> {
 
     /// Forgets connection `id` (its job closed it, or it could not be registered). Returns it if
     /// it was parked.
-    pub(crate) fn remove(&self, id: usize) -> Option<C> {
+    pub fn remove(&self, id: usize) -> Option<C> {
         lock(&self.inner).map.remove(&id)?.conn
     }
 
     /// Readiness for `id`: takes the connection out to be served if it is parked and waiting for
     /// this kind of readiness; if it is dispatched, remembers the readiness for its worker.
-    pub(crate) fn on_ready(&self, id: usize, ready: Ready) -> Option<Dispatch<C>> {
+    pub fn on_ready(&self, id: usize, ready: Ready) -> Option<Dispatch<C>> {
         let mut table = lock(&self.inner);
         let slot = table.map.get_mut(&id)?;
         if slot.conn.is_some() && ready.serves(slot.wait.what) {
@@ -206,7 +211,7 @@ impl<C> ConnTable<C> {
     /// kind it waits for arrived while it was dispatched. Then, with `may_keep`, it is handed
     /// back to the worker ([`AfterPark::Again`]); without, it is parked and queued for the next turn
     /// to dispatch ([`ConnTable::take_requeued`]), and the caller wakes the event loop.
-    pub(crate) fn park(
+    pub fn park(
         &self,
         id: usize,
         conn: C,
@@ -219,7 +224,11 @@ impl<C> ConnTable<C> {
         let Some(slot) = map.get_mut(&id) else {
             return AfterPark::Gone(conn);
         };
-        let pending = std::mem::take(&mut slot.pending);
+        let pending = if breaks::on(breaks::PARK_IGNORES_PENDING) {
+            Ready::default()
+        } else {
+            std::mem::take(&mut slot.pending)
+        };
         let serve_again = again || pending.serves(wait.what);
         if serve_again && may_keep {
             return AfterPark::Again(conn, pending.peer_closed);
@@ -236,7 +245,7 @@ impl<C> ConnTable<C> {
     }
 
     /// The requeued connections that are still parked, taken out to be dispatched.
-    pub(crate) fn take_requeued(&self) -> Vec<Dispatch<C>> {
+    pub fn take_requeued(&self) -> Vec<Dispatch<C>> {
         let mut table = lock(&self.inner);
         let Table { map, requeued } = &mut *table;
         let ids = std::mem::take(requeued);
@@ -248,7 +257,7 @@ impl<C> ConnTable<C> {
     /// At `now`: removes the parked connections whose deadline passed with [`OnDeadline::Close`]
     /// (returned first, for the caller to drop), and takes out to be dispatched those whose
     /// deadline passed with [`OnDeadline::Answer`] and those waiting for a [`WaitFor::Tick`].
-    pub(crate) fn expire(&self, now: Instant) -> (Vec<C>, Vec<Dispatch<C>>) {
+    pub fn expire(&self, now: Instant) -> (Vec<C>, Vec<Dispatch<C>>) {
         let mut table = lock(&self.inner);
         let mut closed = Vec::new();
         let mut due = Vec::new();
@@ -276,7 +285,7 @@ impl<C> ConnTable<C> {
     /// At shutdown: removes every parked connection that is not writing a response (an idle one,
     /// or one whose request has not fully arrived, or one lingering after an error) and returns
     /// them for the caller to drop, with the number of connections left (dispatched, or writing).
-    pub(crate) fn close_parked(&self) -> (Vec<C>, usize) {
+    pub fn close_parked(&self) -> (Vec<C>, usize) {
         let mut table = lock(&self.inner);
         let mut closed = Vec::new();
         table.map.retain(|_, slot| {
@@ -292,7 +301,7 @@ impl<C> ConnTable<C> {
 
     /// When the grace period is over: removes every connection. Returns the parked ones (to
     /// drop) and how many there were in all.
-    pub(crate) fn clear(&self) -> (Vec<C>, usize) {
+    pub fn clear(&self) -> (Vec<C>, usize) {
         let mut table = lock(&self.inner);
         let count = table.map.len();
         let parked = table.map.drain().filter_map(|(_, s)| s.conn).collect();
