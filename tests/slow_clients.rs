@@ -323,3 +323,46 @@ fn shutdown_finishes_responses_to_slow_readers_and_counts_the_ones_that_never_re
     );
     drop(never);
 }
+
+/// Every request fully sent before shutdown is answered, even while slow readers hold large
+/// downloads: fifty clients send a complete request and shutdown begins at once; each gets a
+/// complete `200`.
+#[test_log::test]
+fn requests_fully_sent_before_shutdown_are_answered_while_slow_readers_download() {
+    let (site, _data) = site_with_big_file(16 << 20);
+    let srv = Running::start(
+        Server::builder()
+            .threads(1)
+            .access_log(false)
+            .grace_period(Duration::from_secs(5)),
+        StaticFiles::new(&site.root).unwrap(),
+    );
+    let _slow: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = connect(srv.addr);
+            s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut clients: Vec<TcpStream> = (0..50).map(|_| connect(srv.addr)).collect();
+    for s in &mut clients {
+        s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+    }
+    srv.handle.shutdown();
+    let mut answered = 0;
+    for s in &mut clients {
+        if let Some(reply) = read_reply(s, false)
+            && reply.status == 200
+            && reply.text() == "hello, world\n"
+        {
+            answered += 1;
+        }
+    }
+    assert_eq!(
+        answered, 50,
+        "requests sent before shutdown went unanswered"
+    );
+}

@@ -199,9 +199,10 @@ fn a_connection_is_closed_exactly_once_by_worker_deadline_or_shutdown() {
 }
 
 /// [P4] Shutdown with connections parked idle (1), dispatched (2) and parked mid-write (3): the
-/// first shutdown step closes the idle one only; the dispatched one's worker parks it to finish
-/// its response; every response still going out is finished (dispatched on writability and
-/// closed by its worker) and each connection is closed exactly once.
+/// first shutdown step takes out the idle one only (for a last read, after which its worker closes
+/// it); the dispatched one's worker parks it to finish its response; every response still going
+/// out is finished (dispatched on writability and closed by its worker) and each connection is
+/// closed exactly once.
 fn shutdown_model() {
     let closes = Arc::new(AtomicUsize::new(0));
     let table = Arc::new(ConnTable::default());

@@ -16,8 +16,9 @@
 //!   worker's last read (or write) and its parking.
 //! * Each parked connection has a deadline; [`ConnTable::expire`] closes it or dispatches it to be
 //!   answered (`408`), as the wait said.
-//! * At shutdown, [`ConnTable::close_parked`] closes every parked connection except those with a
-//!   response on the way out, which are served until done or until the grace period ends.
+//! * At shutdown, [`ConnTable::take_parked_for_shutdown`] hands every parked connection except
+//!   those with a response on the way out to a worker for a last read (a request that arrived
+//!   unread is still answered); the writers are served until done or until the grace period ends.
 //!
 //! The generic `C` is the connection; this module never looks inside it, and closing a
 //! connection is dropping it, which the caller does outside the lock.
@@ -282,9 +283,26 @@ impl<C> ConnTable<C> {
         (closed, dispatch)
     }
 
-    /// At shutdown: removes every parked connection that is not writing a response (an idle one,
-    /// or one whose request has not fully arrived, or one lingering after an error) and returns
-    /// them for the caller to drop, with the number of connections left (dispatched, or writing).
+    /// When shutdown begins: takes out every parked connection that is not writing a response,
+    /// to be dispatched one last time (a request may be waiting unread in its socket: it gets its
+    /// answer, with `Connection: close`; a connection with nothing complete is then closed by its
+    /// worker). Connections parked for `Write` stay, to be drained.
+    pub fn take_parked_for_shutdown(&self) -> Vec<Dispatch<C>> {
+        let mut table = lock(&self.inner);
+        let ids: Vec<usize> = table
+            .map
+            .iter()
+            .filter(|(_, slot)| slot.conn.is_some() && slot.wait.what != WaitFor::Write)
+            .map(|(&id, _)| id)
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| take_parked(&mut table.map, id, false))
+            .collect()
+    }
+
+    /// During the drain: removes every parked connection that is not writing a response (one that
+    /// parked to linger after an error, or to wait after shutdown began) and returns them for the
+    /// caller to drop, with the number of connections left (dispatched, or writing).
     pub fn close_parked(&self) -> (Vec<C>, usize) {
         let mut table = lock(&self.inner);
         let mut closed = Vec::new();
@@ -426,8 +444,12 @@ mod tests {
         due.sort();
         assert_eq!(due, vec![(2, true), (3, false)]);
         assert_eq!(t.len(), 3, "the dispatched ones keep their slots");
+        assert!(
+            t.take_parked_for_shutdown().is_empty(),
+            "only the writer is parked, and it stays"
+        );
         let (closed, left) = t.close_parked();
-        assert!(closed.is_empty(), "only the writer is parked, and it stays");
+        assert!(closed.is_empty());
         assert_eq!(left, 3);
         let (parked, count) = t.clear();
         assert_eq!((parked, count), (vec![4], 3));

@@ -339,10 +339,6 @@ pub(crate) fn serve(
             Step::NeedBytes => {}
         }
         let lingering = matches!(conn.phase, Phase::Linger { .. });
-        if shared.stopping() && !lingering {
-            // No complete request is left: nothing more is read at shutdown.
-            return Outcome::Closed;
-        }
         if (drained && !conn.peer_closed) || read >= read_limit {
             let again = !drained || conn.peer_closed;
             return conn.park_reading(shared, again);
@@ -471,8 +467,13 @@ impl Conn {
         })
     }
 
-    /// Parks the connection to wait for bytes, with the deadline its phase has.
+    /// Parks the connection to wait for bytes, with the deadline its phase has. At shutdown, a
+    /// connection that would wait for a request (or the rest of one) is closed instead: what had
+    /// arrived has been read and answered.
     fn park_reading(mut self, shared: &Shared, again: bool) -> Outcome {
+        if shared.stopping() && !matches!(self.phase, Phase::Linger { .. }) {
+            return Outcome::Closed;
+        }
         let cfg = &shared.config;
         let now = Instant::now();
         let wait = match &self.phase {

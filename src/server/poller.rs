@@ -361,9 +361,6 @@ impl EventLoop {
             match listener.accept() {
                 Ok((stream, peer)) => {
                     self.backoff = Duration::from_millis(5);
-                    if self.shared.stopping() {
-                        return;
-                    }
                     if let Err(e) = stream
                         .set_nonblocking(true)
                         .and_then(|()| stream.set_nodelay(true))
@@ -423,26 +420,36 @@ impl EventLoop {
         }
     }
 
-    /// Once shutdown is requested: stops accepting (closes the listener) and closes every parked
-    /// connection that is not writing a response. Idempotent; each later call closes what was
-    /// parked since (a worker that saw `stopping` too late, a writer that finished).
+    /// Once shutdown is requested: accepts what is waiting, stops accepting (closes the listener)
+    /// and gives every parked
+    /// connection that is not writing a response a last dispatch: a request that arrived before
+    /// shutdown but was not read yet is still answered (with `Connection: close`); one with
+    /// nothing complete is closed by its worker. Idempotent; each later call closes what parked
+    /// since without writing (a lingering close, or a worker that saw `stopping` late).
     fn finish(&mut self) {
-        let first = if let Some(listener) = self.listener.take() {
+        if self.listener.is_some() {
+            // Connections the kernel completed before shutdown are accepted too (closing the
+            // listener would reset them), and get the same last read as the parked ones.
+            self.accept_all();
+        }
+        if let Some(listener) = self.listener.take() {
             let _ = self
                 .poll
                 .registry()
                 .deregister(&mut SourceFd(&listener.as_raw_fd()));
-            true
-        } else {
-            false
-        };
-        let (closed, left) = self.table.close_parked();
-        if first {
+            drop(listener);
+            let last = self.table.take_parked_for_shutdown();
             log::info!(
-                "draining: closed {} idle connections, {left} in flight",
-                closed.len()
+                "draining: {} connections get a last read; {} open in all",
+                last.len(),
+                self.table.len()
             );
+            for d in last {
+                self.dispatch(d);
+            }
+            return;
         }
+        drop(self.table.close_parked());
     }
 }
 
