@@ -21,7 +21,7 @@ use poolserve::http::{Limits, Request, Response};
 use util::*;
 
 /// How long a fresh client may wait while the slow ones hold their sockets.
-const PROMPT: Duration = Duration::from_secs(2);
+const PROMPT: Duration = Duration::from_secs(3);
 /// Slow clients in each test (twice the default worker count, eight times this test's one).
 const SLOW: usize = 8;
 

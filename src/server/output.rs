@@ -273,6 +273,7 @@ mod tests {
             out.no_sendfile = no_sendfile;
             let reader = std::thread::spawn(move || {
                 let mut client = client;
+                // The test's client, never a worker: a blocking read with a deadline.
                 client
                     .set_read_timeout(Some(std::time::Duration::from_secs(20)))
                     .unwrap();

@@ -479,6 +479,7 @@ mod tests {
     /// never answered within the read timeout).
     fn status_line(addr: SocketAddr) -> String {
         let mut stream = TcpStream::connect(addr).expect("connect");
+        // The test's client, never a worker: a blocking read with a deadline.
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("read timeout");
