@@ -234,14 +234,14 @@ fn shutdown_model() {
         })
     };
     // Shutdown's first step, then the drain: the loop dispatches writers as they become writable.
-    let (closed, _) = table.close_parked();
-    for c in &closed {
+    for d in table.take_parked_for_shutdown() {
         assert_eq!(
-            c.id, 1,
-            "shutdown closed a connection that was writing a response"
+            d.conn.id, 1,
+            "shutdown took a connection that was writing a response"
         );
+        drop(d.conn); // its last read found nothing: its worker closes it
+        assert!(table.remove(d.id).is_none());
     }
-    drop(closed);
     worker.join().unwrap();
     let (closed, _) = table.close_parked();
     assert!(closed.is_empty(), "a writer was closed by the drain");
