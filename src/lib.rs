@@ -246,7 +246,10 @@ pub mod server;
 #[cfg(not(loom))]
 pub use server::{Config, ServeReport, Server, ServerBuilder, ServerError, ShutdownHandle};
 
-#[cfg(not(loom))]
+/// Not part of the API: the checks behind the fuzz targets, compiled only with the `fuzzing`
+/// feature (which `fuzz/` and this crate's own tests enable). It may change or go away in any
+/// release.
+#[cfg(all(not(loom), feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz_support;
 
