@@ -217,7 +217,7 @@
 //! * [`http`] — the pure request parser, framing, chunked decoder, and the response writer.
 //! * [`files`] — path resolution and the static-file handler.
 //! * [`server`] — the event loop, connections, timeouts, admission control, graceful shutdown.
-//! * [`sync`] — the loom/std shim (hidden; used by the loom models).
+//! * `sync` — the loom/std shim (hidden: not API; used by the loom models).
 //!
 //! [loom]: https://docs.rs/loom
 #![forbid(unsafe_code)]
