@@ -3,7 +3,9 @@
 //! assertions on stable Rust, without cargo-fuzz.
 //!
 //! Each function panics (via `assert!`) when its property is violated; fuzzers and the replay
-//! test treat a panic as a failure. Not part of the public API.
+//! test treat a panic as a failure. Not part of the public API: compiled only with the `fuzzing`
+//! feature, which `fuzz/Cargo.toml` and this crate's dev-dependency on itself (for
+//! `tests/fuzz_corpus.rs` and `tests/parser_cases.rs`) enable.
 
 use crate::http::{
     ChunkedDecoder, ChunkedLimits, EMPTY_HEADER, Framing, Header, Limits, MAX_FIELD_LINE,

@@ -217,7 +217,7 @@
 //! * [`http`] — the pure request parser, framing, chunked decoder, and the response writer.
 //! * [`files`] — path resolution and the static-file handler.
 //! * [`server`] — the event loop, connections, timeouts, admission control, graceful shutdown.
-//! * [`sync`] — the loom/std shim (hidden; used by the loom models).
+//! * `sync` — the loom/std shim (hidden: not API; used by the loom models).
 //!
 //! [loom]: https://docs.rs/loom
 #![forbid(unsafe_code)]
@@ -249,7 +249,10 @@ pub mod server;
 #[cfg(not(loom))]
 pub use server::{Config, ServeReport, Server, ServerBuilder, ServerError, ShutdownHandle};
 
-#[cfg(not(loom))]
+/// Not part of the API: the checks behind the fuzz targets, compiled only with the `fuzzing`
+/// feature (which `fuzz/` and this crate's own tests enable). It may change or go away in any
+/// release.
+#[cfg(all(not(loom), feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz_support;
 

@@ -4,9 +4,9 @@
 //!
 //! 1. **Method.** `GET` and `HEAD` are served; `OPTIONS` gets `204` with `Allow`; anything else gets
 //!    `405` with `Allow: GET, HEAD, OPTIONS`.
-//! 2. **Path.** [`resolve`] maps the target to a path under the root without touching the
+//! 2. **Path.** [`resolve()`] maps the target to a path under the root without touching the
 //!    filesystem (decode once, refuse NUL/`\`/`:`/encoded `/`, normalise `.`/`..`, refuse to climb
-//!    above the root, hide dot-files). See [`resolve`]'s module docs for the full pipeline.
+//!    above the root, hide dot-files). See [`resolve()`] for the full pipeline.
 //! 3. **Containment.** The file is opened relative to the root with `openat2(RESOLVE_BENEATH)` on
 //!    Linux, so the kernel refuses any resolution — `..` or a symlink — that leaves the root (for an
 //!    absolute symlink, and on other systems: canonicalise, then require the canonical root as a
@@ -157,7 +157,7 @@ impl StaticFiles {
         }
     }
 
-    /// Opens `rel` (a normalised relative path from [`resolve`]) for reading, refusing anything that
+    /// Opens `rel` (a normalised relative path from [`resolve()`]) for reading, refusing anything that
     /// resolves outside the root — through `..` or through a symlink. Returns the open file and the
     /// path it was reached by (for MIME types and listings).
     ///

@@ -1,27 +1,7 @@
 //! Request target → filesystem path, without touching the filesystem.
 //!
-//! The pipeline, in order (each step rejects before the next runs):
-//!
-//! 1. **Form.** Origin-form (`/a/b?q`) is taken as is; absolute-form (`http://host/a/b`) is reduced to
-//!    its path; anything else (asterisk-form, authority-form, a relative path) is
-//!    [`ResolveError::NotAPath`].
-//! 2. **Query.** Everything from the first `?` is dropped.
-//! 3. **Decode once.** `%XX` sequences are decoded a single time (so `%252e` stays the three bytes
-//!    `%2e`, a literal file name, never `.`). A malformed escape is [`ResolveError::BadEscape`].
-//! 4. **Forbidden bytes.** A decoded NUL or `\` is [`ResolveError::ForbiddenByte`]; an encoded `/`
-//!    (`%2F`) is [`ResolveError::EncodedSlash`] (it would change the segment structure after the
-//!    fact); a `:` is [`ResolveError::ForbiddenByte`] (drive prefixes, alternate data streams); bytes
-//!    that are not UTF-8 are [`ResolveError::NotUtf8`].
-//! 5. **Normalise.** Split on `/`; empty and `.` segments vanish; `..` pops one segment, and a `..`
-//!    with nothing to pop is [`ResolveError::EscapesRoot`] — it is never silently clamped.
-//! 6. **Hidden files.** A segment starting with `.` is [`ResolveError::Hidden`] unless hidden files
-//!    are allowed.
-//! 7. **Join** the remaining segments one by one under the root (never `PathBuf::push` of an absolute
-//!    path, which would replace the root).
-//!
-//! What this step cannot know — symlinks — is checked by the caller after it: the static-file handler
-//! opens the path relative to the root with `openat2(RESOLVE_BENEATH)` on Linux (else canonicalises
-//! it) and refuses anything that resolves outside the root.
+//! The rules are documented on [`resolve()`], the module's entry point (re-exported, with the
+//! module's other public items, as `poolserve::files::…`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -153,7 +133,31 @@ fn decode_segment(raw: &str) -> Result<String, ResolveError> {
     String::from_utf8(out).map_err(|_| ResolveError::NotUtf8)
 }
 
-/// Resolves a request target to a path under `root` (see the module docs for the pipeline).
+/// Resolves a request target to a path under `root`, without touching the filesystem.
+///
+/// The pipeline, in order (each step rejects before the next runs):
+///
+/// 1. **Form.** Origin-form (`/a/b?q`) is taken as is; absolute-form (`http://host/a/b`) is reduced to
+///    its path; anything else (asterisk-form, authority-form, a relative path) is
+///    [`ResolveError::NotAPath`].
+/// 2. **Query.** Everything from the first `?` is dropped.
+/// 3. **Decode once.** `%XX` sequences are decoded a single time (so `%252e` stays the three bytes
+///    `%2e`, a literal file name, never `.`). A malformed escape is [`ResolveError::BadEscape`].
+/// 4. **Forbidden bytes.** A decoded NUL or `\` is [`ResolveError::ForbiddenByte`]; an encoded `/`
+///    (`%2F`) is [`ResolveError::EncodedSlash`] (it would change the segment structure after the
+///    fact); a `:` is [`ResolveError::ForbiddenByte`] (drive prefixes, alternate data streams); bytes
+///    that are not UTF-8 are [`ResolveError::NotUtf8`].
+/// 5. **Normalise.** Split on `/`; empty and `.` segments vanish; `..` pops one segment, and a `..`
+///    with nothing to pop is [`ResolveError::EscapesRoot`] — it is never silently clamped.
+/// 6. **Hidden files.** A segment starting with `.` is [`ResolveError::Hidden`] unless hidden files
+///    are allowed.
+/// 7. **Join** the remaining segments one by one under the root (never `PathBuf::push` of an absolute
+///    path, which would replace the root).
+///
+/// What this function cannot know — symlinks — is checked by the caller after it: the static-file
+/// handler ([`StaticFiles`](super::StaticFiles)) opens the path relative to the root with
+/// `openat2(RESOLVE_BENEATH)` on Linux (else canonicalises it) and refuses anything that resolves
+/// outside the root.
 ///
 /// ```
 /// use std::path::Path;

@@ -11,6 +11,11 @@
 //! * [`ChunkedDecoder`]: a stateful decoder for `Transfer-Encoding: chunked` bodies.
 //! * [`ParseError`]: one variant per rejection, each with one status code and one close
 //!   decision.
+//! * [`Response`]: what a handler returns; [`write_response`] puts one on the wire. The writer
+//!   adds what every response must carry — `Date`, framing (`Content-Length`), `Connection: close`
+//!   when the connection will close — and refuses to emit a header name or value that could split
+//!   the response (CR, LF or NUL in a value; a name that is not a token): such a response is
+//!   replaced by a `500` and logged, never sent (the class of bug behind hyper's RUSTSEC-2017-0002).
 //!
 //! # Strictness (and where we differ from httparse)
 //!
@@ -55,7 +60,10 @@ mod framing;
 mod request;
 mod tables;
 
-pub mod response;
+// Crate-visible (not `pub`) so that the server reaches the writer's internals
+// (`render`, `Rendered`, `Rest`, `read_exact_at`); the public items are re-exported below, so each
+// has the one path `poolserve::http::…`.
+pub(crate) mod response;
 
 pub use response::{Body, Response, WriteOptions, reason_phrase, write_response};
 

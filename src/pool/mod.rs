@@ -17,7 +17,7 @@
 //! why the promises hold) is written down in `SHUTDOWN.md` beside this file; each claim there names
 //! the loom model in `loom-tests/` that checks it.
 //!
-//! All synchronisation goes through [`crate::sync`], so the same code runs under loom.
+//! All synchronisation goes through `crate::sync` (`src/sync.rs`), so the same code runs under loom.
 
 mod builder;
 mod error;
