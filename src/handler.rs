@@ -6,8 +6,11 @@ use crate::http::{Request, Response};
 /// `Fn(&Request) -> Response + Send + Sync + 'static`, and by [`StaticFiles`](crate::files::StaticFiles).
 ///
 /// The server calls it from its worker threads, several at once: that is why a handler must be
-/// `Send + Sync`. The request body (if any) has already been read and discarded, within the body
-/// limit; handlers see the head.
+/// `Send + Sync`. By default the server reads the whole request body first (without holding a
+/// worker while the client sends it, within [`Limits::max_body`](crate::http::Limits::max_body)
+/// and the server's cap on buffered body bytes) and hands it over as [`Request::body`]. A handler
+/// that answers from the head alone says so with [`Handler::wants_body`], and is then called as
+/// soon as the head has arrived.
 ///
 /// ```
 /// use poolserve::Handler;
@@ -36,6 +39,17 @@ pub trait Handler: Send + Sync + 'static {
     /// Answers one request. Should not panic: a panic is caught by the server, logged, and answered
     /// with a 500 and a closed connection.
     fn handle(&self, req: &Request<'_, '_>) -> Response;
+
+    /// Does [`handle`](Handler::handle) need this request's body? Asked once the head of a
+    /// request with a body has arrived. The default, `true`, makes the server read the body
+    /// before calling `handle`. With `false`, `handle` is called at once with an empty body (as
+    /// nginx answers a `POST` to a static file with `405` before the body arrives); the server
+    /// then discards the body if all of it has already arrived, and otherwise sends the response
+    /// with `Connection: close` and closes without reading the rest.
+    fn wants_body(&self, req: &Request<'_, '_>) -> bool {
+        let _ = req;
+        true
+    }
 }
 
 impl<F> Handler for F

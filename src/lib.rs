@@ -228,6 +228,9 @@ pub mod sync;
 
 pub mod pool;
 
+#[doc(hidden)]
+pub mod handoff;
+
 pub use pool::{BuildError, Builder, ExecuteError, Job, PoolError, ShutdownReport, ThreadPool};
 
 #[cfg(not(loom))]

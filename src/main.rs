@@ -1,60 +1,13 @@
 //! `poolserve`: serve a folder over HTTP/1.1 (see `poolserve --help`).
 
-use std::path::PathBuf;
+mod cli;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use poolserve::files::StaticFiles;
 use poolserve::http::{Limits, Request, Response};
 use poolserve::{Handler, Server};
-
-/// Serve a folder over HTTP/1.1 with a fixed pool of worker threads.
-///
-/// Every option can also be set through the environment variable shown with it.
-#[derive(Debug, Parser)]
-#[command(version)]
-struct Cli {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "POOLSERVE_BIND", default_value = poolserve::server::DEFAULT_BIND)]
-    bind: String,
-    /// Directory to serve.
-    #[arg(long, env = "POOLSERVE_ROOT", default_value = "public")]
-    root: PathBuf,
-    /// Worker threads (they also run the event loop; there is no separate poller thread).
-    #[arg(long, env = "POOLSERVE_THREADS", default_value_t = poolserve::pool::DEFAULT_THREADS)]
-    threads: usize,
-    /// Connections held open at once (idle or busy); beyond that, clients get 503 + Retry-After.
-    #[arg(long, env = "POOLSERVE_MAX_CONNECTIONS", default_value_t = poolserve::server::DEFAULT_MAX_CONNECTIONS)]
-    max_connections: usize,
-    /// Seconds from a request's first byte to its complete head (then 408).
-    #[arg(long, env = "POOLSERVE_HEADER_TIMEOUT", default_value_t = 10)]
-    header_timeout: u64,
-    /// Seconds without a byte of request body (then 408).
-    #[arg(long, env = "POOLSERVE_BODY_TIMEOUT", default_value_t = 30)]
-    body_timeout: u64,
-    /// Seconds an idle keep-alive connection is kept open.
-    #[arg(long, env = "POOLSERVE_KEEP_ALIVE_TIMEOUT", default_value_t = 5)]
-    keep_alive_timeout: u64,
-    /// Seconds in-flight requests get to finish at shutdown.
-    #[arg(long, env = "POOLSERVE_GRACE_PERIOD", default_value_t = 10)]
-    grace_period: u64,
-    /// Requests served on one connection before it is closed.
-    #[arg(long, env = "POOLSERVE_MAX_REQUESTS", default_value_t = poolserve::server::DEFAULT_MAX_REQUESTS_PER_CONNECTION)]
-    max_requests: usize,
-    /// Largest request body in bytes (then 413).
-    #[arg(long, env = "POOLSERVE_MAX_BODY", default_value_t = poolserve::http::DEFAULT_MAX_BODY)]
-    max_body: u64,
-    /// Serve an HTML listing for directories without index.html.
-    #[arg(long, env = "POOLSERVE_LIST_DIRS")]
-    list_dirs: bool,
-    /// Do not log a line per request.
-    #[arg(long, env = "POOLSERVE_NO_ACCESS_LOG")]
-    no_access_log: bool,
-    /// Enable the Rust Book's demo route: GET /sleep waits 5 s, then serves the index.
-    #[arg(long, env = "POOLSERVE_DEMO_ROUTES")]
-    demo_routes: bool,
-}
 
 /// Wraps the static handler with the Book's `/sleep` route.
 struct DemoRoutes(StaticFiles);
@@ -76,28 +29,54 @@ impl Handler for DemoRoutes {
 }
 
 fn main() -> ExitCode {
+    let settings = match cli::parse(std::env::args_os()) {
+        Ok(settings) => settings,
+        Err((text, 0)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err((line, code)) => {
+            eprintln!("poolserve: {line}");
+            return ExitCode::from(u8::try_from(code).unwrap_or(2));
+        }
+    };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cli = Cli::parse();
-    let files = match StaticFiles::new(&cli.root) {
+    let cli = &settings.cli;
+    check_open_file_limit(cli.max_connections);
+    let root = &settings.root;
+    if settings.root_is_default && !root.exists() {
+        eprintln!(
+            "poolserve: there is no directory `public` here to serve by default; name one: poolserve DIR"
+        );
+        return ExitCode::from(2);
+    }
+    let mut files = match StaticFiles::new(root) {
         Ok(files) => files.list_dirs(cli.list_dirs),
         Err(e) => {
-            eprintln!("poolserve: cannot serve {}: {e}", cli.root.display());
+            eprintln!("poolserve: cannot serve {}: {e}", root.display());
             return ExitCode::from(2);
         }
     };
+    if let Some(value) = &cli.cache_control {
+        files = files.cache_control(value.clone());
+    }
     let limits = Limits {
         max_body: cli.max_body,
         ..Limits::default()
     };
+    let secs = Duration::from_secs;
     let server = match Server::builder()
-        .bind(cli.bind.clone())
+        .bind(settings.bind.clone())
         .threads(cli.threads)
         .max_connections(cli.max_connections)
         .limits(limits)
-        .header_timeout(Duration::from_secs(cli.header_timeout))
-        .body_timeout(Duration::from_secs(cli.body_timeout))
-        .keep_alive_timeout(Duration::from_secs(cli.keep_alive_timeout))
-        .grace_period(Duration::from_secs(cli.grace_period))
+        .header_timeout(secs(cli.header_timeout))
+        .body_timeout(secs(cli.body_timeout))
+        .body_total_timeout(secs(cli.body_total_timeout))
+        .max_buffered_body(cli.max_buffered_body)
+        .keep_alive_timeout(secs(cli.keep_alive_timeout))
+        .write_timeout(secs(cli.write_timeout))
+        .grace_period(secs(cli.grace_period))
         .max_requests_per_connection(cli.max_requests)
         .access_log(!cli.no_access_log)
         .build()
@@ -132,6 +111,70 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Open files kept free for everything but connections: the listener, the poller, files being
+/// served, the signal pipe, logs.
+const FD_HEADROOM: u64 = 64;
+
+/// Raises the soft limit on open files to the hard limit, and warns when `max_connections` still
+/// exceeds what that limit allows (each connection holds a descriptor; a file being served, another).
+#[cfg(target_os = "linux")]
+fn check_open_file_limit(max_connections: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let before = getrlimit(Resource::Nofile);
+    let mut soft = before.current;
+    if before.current.is_some() && before.current != before.maximum {
+        // An unlimited hard limit cannot be the soft one for open files: the kernel caps it at
+        // fs.nr_open (2^20 by default), so try that next.
+        for target in [before.maximum, Some(1 << 20)] {
+            let wanted = Rlimit {
+                current: target,
+                maximum: before.maximum,
+            };
+            if target > before.current || target.is_none() {
+                match setrlimit(Resource::Nofile, wanted) {
+                    Ok(()) => {
+                        soft = target;
+                        break;
+                    }
+                    Err(e) => log::debug!("cannot raise the open-file limit to {target:?}: {e}"),
+                }
+            }
+        }
+        if soft != before.current {
+            log::debug!(
+                "raised the open-file limit from {} to {}",
+                show_limit(before.current),
+                show_limit(soft)
+            );
+        }
+    }
+    let Some(soft) = soft else { return };
+    // A small limit keeps half for connections rather than none.
+    let room = if soft >= 2 * FD_HEADROOM {
+        soft - FD_HEADROOM
+    } else {
+        (soft / 2).max(1)
+    };
+    if max_connections as u64 > room {
+        log::warn!(
+            "--max-connections {max_connections} exceeds what the open-file limit allows: it is {soft} \
+             (hard limit {}), room for about {room} connections, the rest being kept for files and \
+             the server; beyond that, clients wait or get 503. Raise the hard limit (`ulimit -Hn` \
+             as root, or LimitNOFILE= in a systemd unit) or pass --max-connections {room}",
+            show_limit(before.maximum)
+        );
+    }
+}
+
+/// Elsewhere the limit is left as it is (and not checked).
+#[cfg(not(target_os = "linux"))]
+fn check_open_file_limit(_max_connections: usize) {}
+
+#[cfg(target_os = "linux")]
+fn show_limit(limit: Option<u64>) -> String {
+    limit.map_or_else(|| "unlimited".to_owned(), |n| n.to_string())
 }
 
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.

@@ -39,6 +39,16 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Locks `mutex` if it is free, recovering the guard if a previous holder panicked (see the module
+/// docs); `None` if it is held.
+pub fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
 /// Locks `mutex` like [`lock`], but if it is held, first yields the CPU once (then blocks as usual).
 ///
 /// For a lock that several threads take once per short job: blocking at once makes the waiter spin

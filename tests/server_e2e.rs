@@ -387,6 +387,25 @@ fn request_bodies_are_consumed_not_parsed_as_requests() {
 
 #[test_log::test]
 fn expect_continue_gets_100_before_the_body() {
+    let srv = Running::start(Server::builder().threads(1), |req: &Request<'_, '_>| {
+        Response::new(200).body(req.body().to_vec())
+    });
+    let mut s = connect(srv.addr);
+    s.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let interim = read_reply(&mut s, true).unwrap();
+    assert_eq!(interim.status, 100);
+    s.write_all(b"hello").unwrap();
+    let reply = read_reply(&mut s, false).unwrap();
+    assert_eq!((reply.status, reply.text().as_str()), (200, "hello"));
+}
+
+/// A handler that answers from the head (the static files) gets no `100 Continue` sent on its
+/// behalf: the final answer comes at once, and the connection closes (RFC 9110 §10.1.1).
+#[test_log::test]
+fn expect_continue_to_a_refusing_handler_gets_the_final_status_at_once() {
     let site = Site::new();
     let srv = static_server(&site);
     let mut s = connect(srv.addr);
@@ -394,10 +413,10 @@ fn expect_continue_gets_100_before_the_body() {
         b"POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
     )
     .unwrap();
-    let interim = read_reply(&mut s, true).unwrap();
-    assert_eq!(interim.status, 100);
-    s.write_all(b"hello").unwrap();
-    assert_eq!(read_reply(&mut s, false).unwrap().status, 405);
+    let reply = read_reply(&mut s, false).unwrap();
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(closed_by_peer(&mut s));
 }
 
 #[test_log::test]

@@ -13,18 +13,28 @@
 //!    prefix). Symlinks that stay inside the root
 //!    work; one pointing outside is answered `404`, as if absent.
 //! 4. **Directories** without a trailing slash are redirected (`301`) to the slash form, with a
-//!    `Location` rebuilt from the normalised segments (never `//host`, so never an open redirect).
-//!    With a slash, `index.html` is served, else an HTML listing if enabled (names HTML-escaped),
-//!    else `404`. For a path ending in `/`, `index.html` is opened first, before the directory
+//!    `Location` rebuilt from the normalised segments (never `//host`, so never an open redirect)
+//!    followed by the request's query, if any. With a slash, `index.html` is served, else an HTML
+//!    listing if enabled, else `404`. The listing shows decoded, HTML-escaped names (and title),
+//!    sizes and modification times, directories first; a symlink is listed only when a request
+//!    for it would be served (it leads to a file or directory inside the root), a symlinked
+//!    directory with its trailing slash. For a path ending in `/`, `index.html` is opened first, before the directory
 //!    itself, so serving an index page costs one open and one stat; only when that fails is the
 //!    directory opened to choose between a listing and `404`.
 //! 5. **Files** get `Content-Type` (by extension; `charset=utf-8` for text), `ETag`,
-//!    `Last-Modified`, `Accept-Ranges: bytes` and `X-Content-Type-Options: nosniff`. Conditional
-//!    requests: `If-None-Match` (wins when present) or `If-Modified-Since` → `304`. A single
+//!    `Last-Modified`, `Accept-Ranges: bytes`, `X-Content-Type-Options: nosniff` and, when set,
+//!    [`Cache-Control`](StaticFiles::cache_control) (also on `206` and `304`). Conditional requests,
+//!    in RFC 9110 §13.2.2's order: `If-Match` (strong comparison; wins when present) or
+//!    `If-Unmodified-Since` false → `412`; then `If-None-Match` (wins when present) or
+//!    `If-Modified-Since` → `304`. A single
 //!    `Range: bytes=…` → `206` with `Content-Range`, or `416` when unsatisfiable; `If-Range` that
 //!    does not match the current validator serves the whole file. The body is streamed from the open
 //!    file, so memory does not grow with file size.
 //! 6. **Not found** is `404` with the root's `404.html` when there is one.
+//! 7. **Out of resources.** When opening or reading a file or directory fails for want of file
+//!    descriptors or memory (`EMFILE`, `ENFILE`, `ENOMEM`), the answer is `503` with
+//!    `Retry-After: 1` — the file may well exist — and a warning is logged (target
+//!    `poolserve::files`), at most one a second, with a count of the ones left out.
 
 mod resolve;
 
@@ -35,7 +45,8 @@ use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::handler::Handler;
 use crate::http::{Body, Request, Response};
@@ -59,6 +70,9 @@ pub struct StaticFiles {
     root_dir: std::sync::Arc<File>,
     list_dirs: bool,
     serve_hidden: bool,
+    cache_control: Option<String>,
+    /// Limits the warnings logged when the process runs out of file descriptors or memory.
+    exhausted_warnings: Arc<RateLimit>,
 }
 
 impl StaticFiles {
@@ -81,6 +95,8 @@ impl StaticFiles {
             root,
             list_dirs: false,
             serve_hidden: false,
+            cache_control: None,
+            exhausted_warnings: Arc::new(RateLimit::new(Duration::from_secs(1))),
         })
     }
 
@@ -96,6 +112,21 @@ impl StaticFiles {
         self
     }
 
+    /// Sends `Cache-Control: value` with every file answer that carries the file's validators:
+    /// `200`, `206` and `304` (not listings, redirects or errors). Default is none. A value with
+    /// CR, LF or NUL makes the response writer answer `500` instead, so check it first.
+    ///
+    /// ```no_run
+    /// use poolserve::files::StaticFiles;
+    ///
+    /// let files = StaticFiles::new("public")?.cache_control("max-age=60");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn cache_control(mut self, value: impl Into<String>) -> StaticFiles {
+        self.cache_control = Some(value.into());
+        self
+    }
+
     /// The canonical root directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -106,6 +137,7 @@ impl StaticFiles {
         // followed (the plain 404 is sent instead), and only a regular file is used.
         let page = self
             .open_contained(Path::new("404.html"))
+            .ok()
             .and_then(|(f, _)| {
                 f.metadata()
                     .ok()
@@ -133,7 +165,10 @@ impl StaticFiles {
     /// kernel enforces containment while it resolves. When that refuses a path that leaves the root
     /// lexically (an absolute symlink), and on other systems, the path is canonicalised and must
     /// start with the canonical root.
-    fn open_contained(&self, rel: &Path) -> Option<(File, PathBuf)> {
+    ///
+    /// Fails with [`OpenFailure::Exhausted`] when the process is out of file descriptors or memory,
+    /// and with [`OpenFailure::Absent`] for every other reason (absent, outside the root, unreadable).
+    fn open_contained(&self, rel: &Path) -> Result<(File, PathBuf), OpenFailure> {
         let joined = self.root.join(rel);
         #[cfg(target_os = "linux")]
         {
@@ -150,29 +185,55 @@ impl StaticFiles {
                 Mode::empty(),
                 ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
             ) {
-                Ok(fd) => return Some((File::from(fd), joined)),
+                Ok(fd) => return Ok((File::from(fd), joined)),
                 // EXDEV: resolution left the root lexically (e.g. an absolute symlink, which may
                 // still point inside the root); NOSYS: a kernel without openat2. Both take the
                 // canonicalising path below, which decides by where the path really leads.
                 Err(e) if e == rustix::io::Errno::XDEV || e == rustix::io::Errno::NOSYS => {}
-                Err(_) => return None,
+                Err(e) => return Err(OpenFailure::from(io::Error::from(e))),
             }
         }
-        let canon = fs::canonicalize(&joined).ok()?;
+        let canon = fs::canonicalize(&joined)?;
         if !canon.starts_with(&self.root) {
-            return None;
+            return Err(OpenFailure::Absent);
         }
-        Some((File::open(&canon).ok()?, joined))
+        Ok((File::open(&canon)?, joined))
     }
 
     /// Opens `<dir>/index.html` and returns it with its metadata and path, if it is a regular file
-    /// inside the root. `None` for every other outcome (absent, `dir` not a directory, a directory
-    /// or other non-file named `index.html`, a symlink leaving the root, unreadable): the caller
-    /// then falls back to looking at `dir` itself, which decides the answer exactly as before.
-    fn open_index(&self, dir: &Path) -> Option<(File, fs::Metadata, PathBuf)> {
-        let (file, path) = self.open_contained(&dir.join("index.html"))?;
-        let meta = file.metadata().ok().filter(fs::Metadata::is_file)?;
-        Some((file, meta, path))
+    /// inside the root. `Ok(None)` for every other outcome (absent, `dir` not a directory, a
+    /// directory or other non-file named `index.html`, a symlink leaving the root, unreadable): the
+    /// caller then falls back to looking at `dir` itself, which decides the answer exactly as
+    /// before. `Err` when the process is out of file descriptors or memory.
+    fn open_index(&self, dir: &Path) -> Result<Option<(File, fs::Metadata, PathBuf)>, io::Error> {
+        let (file, path) = match self.open_contained(&dir.join("index.html")) {
+            Ok(opened) => opened,
+            Err(OpenFailure::Absent) => return Ok(None),
+            Err(OpenFailure::Exhausted(e)) => return Err(e),
+        };
+        match file.metadata() {
+            Ok(meta) if meta.is_file() => Ok(Some((file, meta, path))),
+            Err(e) if is_exhaustion(&e) => Err(e),
+            _ => Ok(None),
+        }
+    }
+
+    /// The answer when the process is out of file descriptors or memory: `503` with
+    /// `Retry-After: 1`, and a warning (at most one a second).
+    fn exhausted(&self, req: &Request<'_, '_>, e: &io::Error) -> Response {
+        if let Some(left_out) = self.exhausted_warnings.allow(Instant::now()) {
+            let more = if left_out > 0 {
+                format!(" ({left_out} more since the last warning)")
+            } else {
+                String::new()
+            };
+            log::warn!(
+                "out of resources serving {:?}: {e}; answered 503 with Retry-After{more}. \
+                 Raise the open-file limit or lower the connection limit",
+                req.target
+            );
+        }
+        Response::plain_status(503).header("Retry-After", "1")
     }
 
     fn serve(&self, req: &Request<'_, '_>) -> Response {
@@ -188,27 +249,42 @@ impl StaticFiles {
         // `<dir>/index.html` straight away serves it with one open and one stat, instead of also
         // opening and statting the directory first. Any failure falls through to the general path
         // below, so what is answered never depends on this shortcut.
-        if resolved.trailing_slash
-            && let Some((index, index_meta, index_path)) = self.open_index(&resolved.path)
-        {
-            return self.serve_file(req, index, &index_meta, &index_path);
+        if resolved.trailing_slash {
+            match self.open_index(&resolved.path) {
+                Ok(Some((index, index_meta, index_path))) => {
+                    return self.serve_file(req, index, &index_meta, &index_path);
+                }
+                Ok(None) => {}
+                Err(e) => return self.exhausted(req, &e),
+            }
         }
-        let Some((file, path)) = self.open_contained(&resolved.path) else {
-            return self.not_found();
+        let (file, path) = match self.open_contained(&resolved.path) {
+            Ok(opened) => opened,
+            Err(OpenFailure::Absent) => return self.not_found(),
+            Err(OpenFailure::Exhausted(e)) => return self.exhausted(req, &e),
         };
-        let Ok(meta) = file.metadata() else {
-            return self.not_found();
+        let meta = match file.metadata() {
+            Ok(meta) => meta,
+            Err(e) if is_exhaustion(&e) => return self.exhausted(req, &e),
+            Err(_) => return self.not_found(),
         };
         if meta.is_dir() {
             if !resolved.trailing_slash {
+                // The query goes along (`/sub?x=1` → `/sub/?x=1`): the parser has already
+                // refused any byte that could not stand in a header.
+                let mut location = resolved.url_path(true);
+                if let Some(query) = req.query() {
+                    location.push('?');
+                    location.push_str(query);
+                }
                 return Response::new(301)
-                    .header("Location", resolved.url_path(true))
+                    .header("Location", location)
                     .header("Content-Type", "text/plain; charset=utf-8")
                     .body("Moved Permanently\n");
             }
             // With the trailing slash, `index.html` was tried above and is not a servable file.
             if self.list_dirs {
-                return self.listing(&path, &resolved);
+                return self.listing(req, &path, &resolved);
             }
             return self.not_found();
         }
@@ -238,8 +314,13 @@ impl StaticFiles {
         if let Some(lm) = &last_modified {
             resp = resp.header("Last-Modified", lm.clone());
         }
-        if not_modified(req, &etag, modified) {
-            return resp.with_status(304);
+        if let Some(cc) = &self.cache_control {
+            resp = resp.header("Cache-Control", cc.clone());
+        }
+        match preconditions(req, &etag, modified) {
+            Precondition::Failed => return Response::plain_status(412),
+            Precondition::NotModified => return resp.with_status(304),
+            Precondition::Proceed => {}
         }
         let range = req
             .header("range")
@@ -278,39 +359,75 @@ impl StaticFiles {
         })
     }
 
-    fn listing(&self, dir: &Path, resolved: &Resolved) -> Response {
-        let Ok(entries) = fs::read_dir(dir) else {
-            return Response::plain_status(403);
+    fn listing(&self, req: &Request<'_, '_>, dir: &Path, resolved: &Resolved) -> Response {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if is_exhaustion(&e) => return self.exhausted(req, &e),
+            Err(_) => return Response::plain_status(403),
         };
-        let mut names: Vec<(String, bool)> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                if name.starts_with('.') && !self.serve_hidden {
-                    return None;
+        let mut listed = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue; // not UTF-8: no request path could name it
+            };
+            if name.starts_with('.') && !self.serve_hidden {
+                continue;
+            }
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
+            let meta = if file_type.is_symlink() {
+                // Listed only if a request for it would be served: it leads to a file or a
+                // directory (looked at before opening, so a FIFO is never opened) inside the root.
+                match fs::metadata(entry.path()) {
+                    Ok(m) if m.is_file() || m.is_dir() => {}
+                    _ => continue,
                 }
-                let is_dir = e.file_type().ok()?.is_dir();
-                Some((name, is_dir))
-            })
-            .collect();
-        names.sort();
-        let title = html_escape(&resolved.url_path(true));
+                match self.open_contained(&resolved.path.join(&name)) {
+                    Ok((file, _)) => match file.metadata() {
+                        Ok(meta) => meta,
+                        Err(_) => continue,
+                    },
+                    Err(OpenFailure::Absent) => continue,
+                    Err(OpenFailure::Exhausted(e)) => return self.exhausted(req, &e),
+                }
+            } else {
+                match entry.metadata() {
+                    Ok(meta) => meta,
+                    Err(_) => continue,
+                }
+            };
+            if !(meta.is_file() || meta.is_dir()) {
+                continue; // sockets, FIFOs, devices are not served
+            }
+            listed.push((!meta.is_dir(), name, meta.len(), meta.modified().ok()));
+        }
+        // Directories first, then by name.
+        listed.sort();
+        let mut title = String::from("/");
+        for segment in &resolved.segments {
+            title.push_str(segment);
+            title.push('/');
+        }
+        let title = html_escape(&title);
         let mut html = format!(
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body>\n<h1>Index of {title}</h1>\n<ul>\n"
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body>\n<h1>Index of {title}</h1>\n<table>\n<thead><tr><th>Name</th><th>Size</th><th>Last modified</th></tr></thead>\n<tbody>\n"
         );
         if !resolved.segments.is_empty() {
-            html.push_str("<li><a href=\"../\">../</a></li>\n");
+            html.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
         }
-        for (name, is_dir) in names {
+        for (is_file, name, len, modified) in listed {
             let mut href = String::new();
             percent_encode_into(&name, &mut href);
-            let slash = if is_dir { "/" } else { "" };
+            let slash = if is_file { "" } else { "/" };
+            let size = if is_file { len.to_string() } else { "-".into() };
+            let modified = modified.map(httpdate::fmt_http_date).unwrap_or_default();
             html.push_str(&format!(
-                "<li><a href=\"./{href}{slash}\">{}{slash}</a></li>\n",
+                "<tr><td><a href=\"./{href}{slash}\">{}{slash}</a></td><td>{size}</td><td>{modified}</td></tr>\n",
                 html_escape(&name)
             ));
         }
-        html.push_str("</ul>\n</body>\n</html>\n");
+        html.push_str("</tbody>\n</table>\n</body>\n</html>\n");
         Response::new(200)
             .header("Content-Type", "text/html; charset=utf-8")
             .header("X-Content-Type-Options", "nosniff")
@@ -325,6 +442,73 @@ impl Handler for StaticFiles {
             "OPTIONS" => Response::new(204).header("Allow", ALLOW),
             _ => Response::plain_status(405).header("Allow", ALLOW),
         }
+    }
+
+    /// Never: files are answered from the head alone (`GET`/`HEAD` ignore a body, other methods
+    /// get `405`), so a client's body is never waited for.
+    fn wants_body(&self, _req: &Request<'_, '_>) -> bool {
+        false
+    }
+}
+
+/// Why [`StaticFiles::open_contained`] failed.
+#[derive(Debug)]
+enum OpenFailure {
+    /// Absent, outside the root, or unreadable: the client is told `404`.
+    Absent,
+    /// Out of file descriptors or memory: the file may exist; the client is told `503`.
+    Exhausted(io::Error),
+}
+
+impl From<io::Error> for OpenFailure {
+    fn from(e: io::Error) -> OpenFailure {
+        if is_exhaustion(&e) {
+            OpenFailure::Exhausted(e)
+        } else {
+            OpenFailure::Absent
+        }
+    }
+}
+
+/// Is `e` the process (`EMFILE`) or the system (`ENFILE`) out of file descriptors, or out of
+/// memory (`ENOMEM`)? These say nothing about the file, so they must not become `404`.
+fn is_exhaustion(e: &io::Error) -> bool {
+    // EMFILE and ENFILE have these numbers on Linux, the BSDs and macOS alike.
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    e.kind() == io::ErrorKind::OutOfMemory
+        || (cfg!(unix) && matches!(e.raw_os_error(), Some(EMFILE | ENFILE)))
+}
+
+/// Lets one event through per `every`, and counts the ones it holds back in between.
+#[derive(Debug)]
+struct RateLimit {
+    every: Duration,
+    /// When one was last let through, and how many were held back since.
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl RateLimit {
+    fn new(every: Duration) -> RateLimit {
+        RateLimit {
+            every,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(held back since the last one let through)` if this event may go through at `now`.
+    fn allow(&self, now: Instant) -> Option<u64> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (last, held) = &mut *state;
+        if last.is_some_and(|t| now.saturating_duration_since(t) < self.every) {
+            *held += 1;
+            return None;
+        }
+        *last = Some(now);
+        Some(std::mem::take(held))
     }
 }
 
@@ -364,29 +548,61 @@ fn etag(len: u64, modified: Option<SystemTime>) -> String {
     format!("\"{len:x}-{nanos:x}\"")
 }
 
-/// RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since when both are present.
-fn not_modified(req: &Request<'_, '_>, etag: &str, modified: Option<SystemTime>) -> bool {
-    if let Some(inm) = req.header("if-none-match") {
-        let Ok(inm) = std::str::from_utf8(inm) else {
-            return false;
-        };
-        return inm
+/// What the conditional header fields of a `GET`/`HEAD` say to do.
+#[derive(Debug, PartialEq, Eq)]
+enum Precondition {
+    /// `If-Match` or `If-Unmodified-Since` is false: `412`.
+    Failed,
+    /// `If-None-Match` or `If-Modified-Since` is false: `304`.
+    NotModified,
+    /// Serve it (a `Range` may still apply, subject to `If-Range`).
+    Proceed,
+}
+
+/// Evaluates the preconditions in RFC 9110 §13.2.2's order: `If-Match`, else
+/// `If-Unmodified-Since` (`412` when false); then `If-None-Match`, else `If-Modified-Since` (`304`
+/// when false). `If-Range` comes last, with the `Range` it guards. A date that does not parse is
+/// ignored, as the RFC requires; so is a date when the file has no modification time.
+fn preconditions(req: &Request<'_, '_>, etag: &str, modified: Option<SystemTime>) -> Precondition {
+    let tags = |v: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(v)
             .split(',')
-            .map(|t| t.trim_matches([' ', '\t']))
-            .any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag));
-    }
-    let (Some(ims), Some(modified)) = (req.header("if-modified-since"), modified) else {
-        return false;
+            .map(|t| t.trim_matches([' ', '\t']).to_owned())
+            .collect()
     };
-    let Some(since) = std::str::from_utf8(ims)
-        .ok()
-        .and_then(|s| httpdate::parse_http_date(s).ok())
-    else {
-        return false;
+    let date = |v: &[u8]| {
+        std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| httpdate::parse_http_date(s.trim_matches([' ', '\t'])).ok())
     };
     // HTTP dates have one-second resolution: compare at that resolution.
     let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    secs(modified) <= secs(since)
+    if let Some(im) = req.header("if-match") {
+        // Strong comparison (§13.1.1): a weak tag never matches.
+        if !tags(im).iter().any(|t| t == "*" || t == etag) {
+            return Precondition::Failed;
+        }
+    } else if let (Some(since), Some(modified)) =
+        (req.header("if-unmodified-since").and_then(date), modified)
+        && secs(modified) > secs(since)
+    {
+        return Precondition::Failed;
+    }
+    if let Some(inm) = req.header("if-none-match") {
+        // Weak comparison (§13.1.2).
+        if tags(inm)
+            .iter()
+            .any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag))
+        {
+            return Precondition::NotModified;
+        }
+    } else if let (Some(since), Some(modified)) =
+        (req.header("if-modified-since").and_then(date), modified)
+        && secs(modified) <= secs(since)
+    {
+        return Precondition::NotModified;
+    }
+    Precondition::Proceed
 }
 
 fn if_range_matches(value: &str, etag: &str, last_modified: Option<&str>) -> bool {
@@ -525,6 +741,27 @@ mod tests {
             parse_range("bytes=99999999999999999999-", 100),
             RangeSpec::Ignore
         );
+    }
+
+    #[test]
+    fn rate_limit_lets_one_through_a_second_and_counts_the_rest() {
+        let limit = RateLimit::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        assert_eq!(limit.allow(t0), Some(0));
+        assert_eq!(limit.allow(t0 + Duration::from_millis(10)), None);
+        assert_eq!(limit.allow(t0 + Duration::from_millis(999)), None);
+        assert_eq!(limit.allow(t0 + Duration::from_millis(1000)), Some(2));
+        assert_eq!(limit.allow(t0 + Duration::from_millis(1500)), None);
+        assert_eq!(limit.allow(t0 + Duration::from_millis(2100)), Some(1));
+    }
+
+    #[test]
+    fn exhaustion_errors_are_told_apart() {
+        assert!(is_exhaustion(&io::Error::from_raw_os_error(24)));
+        assert!(is_exhaustion(&io::Error::from_raw_os_error(23)));
+        assert!(is_exhaustion(&io::Error::from_raw_os_error(12)));
+        assert!(!is_exhaustion(&io::Error::from_raw_os_error(2)));
+        assert!(!is_exhaustion(&io::Error::from_raw_os_error(13)));
     }
 
     #[test]

@@ -173,9 +173,42 @@ pub struct Request<'h, 'b> {
     /// Whether the client sent `Expect: 100-continue` (always `false` for HTTP/1.0, which
     /// must not receive a 1xx response, RFC 9110 §15.2).
     pub expect_continue: bool,
+    /// The request's content, decoded from its framing; empty from [`parse`], which sees only
+    /// the head. The server fills it in (see [`Request::body`]).
+    body: &'b [u8],
 }
 
 impl<'b> Request<'_, 'b> {
+    /// The request's content (the body, de-chunked), as the server read it before calling the
+    /// handler: complete, and at most [`Limits::max_body`] bytes. Empty for a request without
+    /// a body, for one just returned by [`parse`] (which reads only the head), and for requests
+    /// passed to a handler whose [`Handler::wants_body`](crate::Handler::wants_body) said no.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use poolserve::http::{parse, Limits, Status, EMPTY_HEADER};
+    /// let mut headers = [EMPTY_HEADER; 8];
+    /// let buf = b"POST /f HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi";
+    /// if let Status::Complete(req, head_len) = parse(buf, &mut headers, &Limits::default())? {
+    ///     assert_eq!(req.body(), b"");
+    ///     let req = req.with_body(&buf[head_len..]);
+    ///     assert_eq!(req.body(), b"hi");
+    /// }
+    /// # Ok::<(), poolserve::http::ParseError>(())
+    /// ```
+    #[must_use]
+    pub fn body(&self) -> &'b [u8] {
+        self.body
+    }
+
+    /// This request with `body` as its content (see [`Request::body`]). For servers and tests;
+    /// the body is not checked against the head's framing.
+    #[must_use]
+    pub fn with_body(self, body: &'b [u8]) -> Self {
+        Request { body, ..self }
+    }
+
     /// The value of the first field named `name` (ASCII case-insensitive), if any.
     ///
     /// # Examples
@@ -416,6 +449,7 @@ pub fn parse<'h, 'b>(
             framing,
             keep_alive,
             expect_continue,
+            body: &[],
         },
         head_len,
     ))

@@ -197,7 +197,7 @@ fn push_decimal(out: &mut String, n: u64) {
 
 /// Reads exactly `buf.len()` bytes at `offset` (no shared file position, no seek).
 /// A file that shrank under us is an error: the promised `Content-Length` cannot be met.
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     #[cfg(unix)]
     {
         std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
@@ -248,16 +248,42 @@ fn push_date(head: &mut String) {
 /// Bodies up to this size are sent in the same write as the head.
 const COALESCE: u64 = 64 * 1024;
 
-/// Writes `resp` to `out` and returns the number of body bytes sent.
-///
-/// A response with an unsafe header or an out-of-range status is replaced by a plain 500 (and
-/// logged); the caller never sends a corrupt head.
+/// A response turned into bytes: what [`write_response`] writes, and what the server writes
+/// without blocking, a piece at a time, as the socket takes it.
+pub(crate) struct Rendered {
+    /// The head, followed by the whole body when it is small enough to go in the same write.
+    pub(crate) bytes: Vec<u8>,
+    /// Body bytes still to send after `bytes`.
+    pub(crate) rest: Rest,
+    /// Body bytes this response sends in all (0 for `HEAD` and for statuses without content).
+    pub(crate) body_len: u64,
+    /// How many of those are at the end of `bytes`.
+    pub(crate) body_in_bytes: u64,
+}
+
+/// The part of a body that did not go into [`Rendered::bytes`].
+pub(crate) enum Rest {
+    /// Nothing more.
+    None,
+    /// An in-memory body too large to copy behind the head.
+    Bytes(Vec<u8>),
+    /// `len` bytes of `file` from `offset` (sent with `sendfile(2)` where there is one).
+    File {
+        /// The open file.
+        file: File,
+        /// The next byte to send.
+        offset: u64,
+        /// Bytes left to send.
+        len: u64,
+    },
+}
+
+/// Renders `resp` (see [`write_response`] for what is added and what is refused).
 ///
 /// # Errors
 ///
-/// Any I/O error from `out` or from reading a [`Body::File`]. The connection should then be closed:
-/// part of the response may have been sent.
-pub fn write_response(out: &mut impl Write, resp: Response, opts: WriteOptions) -> io::Result<u64> {
+/// Reading a small [`Body::File`] (copied behind the head) failed.
+pub(crate) fn render(resp: Response, opts: WriteOptions) -> io::Result<Rendered> {
     let resp = if (100..600).contains(&resp.status)
         && resp
             .headers
@@ -317,44 +343,71 @@ pub fn write_response(out: &mut impl Write, resp: Response, opts: WriteOptions) 
         head.push_str("Connection: keep-alive\r\n");
     }
     head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
     if opts.head_only || no_content {
-        out.write_all(head.as_bytes())?;
-        out.flush()?;
-        return Ok(0);
+        return Ok(Rendered {
+            bytes,
+            rest: Rest::None,
+            body_len: 0,
+            body_in_bytes: 0,
+        });
     }
     let body_len = body.len();
-    let mut all = head.into_bytes();
-    match body {
-        Body::Empty => out.write_all(&all)?,
-        Body::Bytes(bytes) => {
-            if bytes.len() as u64 <= COALESCE {
-                all.extend_from_slice(&bytes);
-                out.write_all(&all)?;
-            } else {
-                out.write_all(&all)?;
-                out.write_all(&bytes)?;
-            }
+    let rest = match body {
+        Body::Empty => Rest::None,
+        Body::Bytes(b) if b.len() as u64 <= COALESCE => {
+            bytes.extend_from_slice(&b);
+            Rest::None
         }
-        Body::File { file, offset, len } => {
-            if len <= COALESCE {
-                // Small file: one write for head and body.
-                let start = all.len();
-                all.resize(start + len as usize, 0);
-                read_exact_at(&file, &mut all[start..], offset)?;
-                out.write_all(&all)?;
-            } else {
-                out.write_all(&all)?;
-                let mut buf = vec![0u8; COALESCE as usize];
-                let (mut pos, end) = (offset, offset + len);
-                while pos < end {
-                    let n = (end - pos).min(COALESCE) as usize;
-                    read_exact_at(&file, &mut buf[..n], pos)?;
-                    out.write_all(&buf[..n])?;
-                    pos += n as u64;
-                }
+        Body::Bytes(b) => Rest::Bytes(b),
+        Body::File { file, offset, len } if len <= COALESCE => {
+            // Small file: one write for head and body.
+            let start = bytes.len();
+            bytes.resize(start + len as usize, 0);
+            read_exact_at(&file, &mut bytes[start..], offset)?;
+            Rest::None
+        }
+        Body::File { file, offset, len } => Rest::File { file, offset, len },
+    };
+    let body_in_bytes = if matches!(rest, Rest::None) {
+        body_len
+    } else {
+        0
+    };
+    Ok(Rendered {
+        bytes,
+        rest,
+        body_len,
+        body_in_bytes,
+    })
+}
+
+/// Writes `resp` to `out` and returns the number of body bytes sent.
+///
+/// A response with an unsafe header or an out-of-range status is replaced by a plain 500 (and
+/// logged); the caller never sends a corrupt head.
+///
+/// # Errors
+///
+/// Any I/O error from `out` or from reading a [`Body::File`]. The connection should then be closed:
+/// part of the response may have been sent.
+pub fn write_response(out: &mut impl Write, resp: Response, opts: WriteOptions) -> io::Result<u64> {
+    let rendered = render(resp, opts)?;
+    out.write_all(&rendered.bytes)?;
+    match rendered.rest {
+        Rest::None => {}
+        Rest::Bytes(b) => out.write_all(&b)?,
+        Rest::File { file, offset, len } => {
+            let mut buf = vec![0u8; COALESCE as usize];
+            let (mut pos, end) = (offset, offset + len);
+            while pos < end {
+                let n = (end - pos).min(COALESCE) as usize;
+                read_exact_at(&file, &mut buf[..n], pos)?;
+                out.write_all(&buf[..n])?;
+                pos += n as u64;
             }
         }
     }
     out.flush()?;
-    Ok(body_len)
+    Ok(rendered.body_len)
 }

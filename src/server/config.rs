@@ -8,9 +8,16 @@ use crate::http::Limits;
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default for [`Config::body_timeout`]: 30 s without a byte of request body.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default for [`Config::body_total_timeout`]: 60 s from a complete head to the body's last byte
+/// (so a client sending one byte every few seconds cannot keep a request open for hours).
+pub const DEFAULT_BODY_TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default for [`Config::max_buffered_body`]: 64 MiB of request bodies held in memory at once,
+/// server-wide.
+pub const DEFAULT_MAX_BUFFERED_BODY: u64 = 64 * 1024 * 1024;
 /// Default for [`Config::keep_alive_timeout`]: 5 s idle between requests.
 pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default for [`Config::write_timeout`]: 30 s for a blocked write to make progress.
+/// Default for [`Config::write_timeout`]: 30 s for a response to make progress to a client that
+/// is not reading (nginx's `send_timeout` is 60 s).
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default for [`Config::grace_period`]: 10 s for in-flight requests at shutdown.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
@@ -35,9 +42,19 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Longest wait for the next byte of a request body; then `408` and close.
     pub body_timeout: Duration,
+    /// Longest time from a complete head to the last byte of its body, however steadily the
+    /// bytes come; then `408` and close.
+    pub body_total_timeout: Duration,
+    /// Request-body bytes held in memory at once by all connections together. A connection
+    /// reading a body when this is reached stops reading (its client is slowed by TCP flow
+    /// control) until other requests finish; the wait counts against
+    /// [`body_total_timeout`](Config::body_total_timeout). Raised to the body limit
+    /// ([`Limits::max_body`]) if set below it, so that one request can always complete.
+    pub max_buffered_body: u64,
     /// Longest idle time between requests on a keep-alive connection; then a silent close.
     pub keep_alive_timeout: Duration,
-    /// Longest a blocked write may wait; then the connection is dropped.
+    /// Longest a response may make no progress because the client is not reading (nginx's
+    /// `send_timeout`); then the connection is closed. The wait holds no worker.
     pub write_timeout: Duration,
     /// Requests served on one connection before it is closed (`Connection: close` on the last).
     pub max_requests_per_connection: usize,
@@ -55,6 +72,8 @@ impl Default for Config {
             limits: Limits::default(),
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            body_total_timeout: DEFAULT_BODY_TOTAL_TIMEOUT,
+            max_buffered_body: DEFAULT_MAX_BUFFERED_BODY,
             keep_alive_timeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             max_requests_per_connection: DEFAULT_MAX_REQUESTS_PER_CONNECTION,

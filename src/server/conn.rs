@@ -1,70 +1,218 @@
-//! One connection between requests and during them: what a worker does when the poller says the
-//! socket is readable.
+//! One connection as a state machine: what a worker does with it each time the event loop hands
+//! it over, and what it waits for when it hands it back.
 //!
-//! A worker never waits for a silent client. It reads what the kernel already has (the socket is
-//! non-blocking), answers every complete request in the buffer (pipelining, in order), and hands the
-//! connection back to the poller ([`Outcome::Park`]) as soon as it would have to wait for the next
-//! request's bytes. The only waits left on a worker are bounded: reading a request body the client is
-//! sending (bounded by the body timeout and the body limit) and writing a response the client is slow
-//! to read (bounded by the write timeout). For those, the socket is switched to blocking mode with a
-//! timeout for as long as the wait lasts ([`Blocking`]).
+//! A worker never waits for a client. Every socket operation is non-blocking; when one would
+//! block, the worker returns the connection to the event loop with what it waits for and until
+//! when ([`Outcome::Park`] with a [`Wait`]), and another (or the same) worker picks it up when the
+//! socket is ready. The states:
 //!
-//! Data flows one way: socket → [`parse`](crate::http::parse) → [`Handler`] → [`write_response`].
+//! | state | waits for | deadline | at the deadline |
+//! |---|---|---|---|
+//! | between requests | readability | keep-alive timeout | close |
+//! | in a head | readability | header timeout from its first byte | `408`, close |
+//! | in a body | readability | body timeout since the last byte, and the total body time | `408`, linger |
+//! | out of body budget | the next tick | the total body time | `408`, linger |
+//! | writing a response | writability | write timeout since the last progress | close |
+//! | lingering after an error | readability | [`LINGER_TIME`] | close |
+//!
+//! A response that does not fit in the socket's buffer stays here ([`Output`]) with the file and
+//! offset it is at, and is resumed when the socket is writable. A request's body is read as it
+//! arrives into the request's memory, against the server-wide [body budget](super::budget); the
+//! handler runs once it is complete, unless it answers from the head alone
+//! ([`Handler::wants_body`]). After an error response, the rest of what the client sends is
+//! drained for a short while (RFC 9112 §9.6), so closing does not reset the connection before the
+//! client has read the response.
+//!
+//! Data flows one way: socket → [`parse`] → [`Handler`] → [`render`] → [`Output`] → socket.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use super::Shared;
+use super::budget::Reservation;
+use super::output::{Output, Progress};
 use crate::handler::Handler;
+use crate::handoff::table::{OnDeadline, Wait, WaitFor};
+use crate::http::response::render;
 use crate::http::{
     ChunkedDecoder, EMPTY_HEADER, Framing, ParseError, Request, Response, Status, Version,
-    WriteOptions, head_end, parse, write_response,
+    WriteOptions, head_end, parse,
 };
 
-/// How much is read per `read` call once a request is under way.
+/// Most bytes read per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
-/// How much the first `read` into an empty buffer asks for. Most request heads are well under
-/// 4 KiB, and the buffer is zeroed up to what is asked for: asking for 16 KiB every time allocates
-/// and clears 16 KiB per keep-alive request for a head of a few hundred bytes (the `memset` alone
-/// was ~1 % of the server's CPU samples under the load benchmark).
-const FIRST_READ: usize = 4 * 1024;
-/// After an early error response, how long (and how much) to drain what the client still sends, so
+/// Most response bytes a worker writes to one connection per dispatch before letting other
+/// connections have it (a fast client of a large file would otherwise keep it for the whole file).
+const WRITE_BUDGET: u64 = 1024 * 1024;
+/// After an error response, how long (and how much) to drain what the client still sends, so
 /// that closing does not reset the connection before the client reads the response (RFC 9112 §9.6).
-const LINGER_TIME: Duration = Duration::from_millis(500);
-const LINGER_BYTES: usize = 64 * 1024;
+/// Lingering costs a socket, not a worker, so it can afford to wait for a client that is still
+/// sending a large body it started before the response came (nginx waits up to 30 s).
+pub(crate) const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
 /// Header slots per request; [`Limits::max_headers`](crate::http::Limits::max_headers) above this
 /// is capped to it.
 const MAX_HEADERS: usize = crate::http::DEFAULT_MAX_HEADERS;
 
-/// A client connection and the little state it keeps between requests.
+/// A client connection and everything it is in the middle of.
 ///
 /// An idle connection holds no buffer: `buf` is taken (from the worker's spare, else allocated)
 /// when bytes arrive and given back when the connection parks with nothing pending, so parked idle
-/// connections cost a socket and this struct.
+/// connections cost a socket and this struct. Bytes are read into a per-thread scratch buffer and
+/// only what arrived is kept, so a slow client holds the bytes it sent, not a read buffer.
 pub(crate) struct Conn {
-    pub(crate) stream: TcpStream,
-    pub(crate) peer: SocketAddr,
-    /// Bytes received and not yet consumed (part of a head, or pipelined requests).
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// Bytes received and not yet consumed (part of a head, pipelined requests, or a body's raw
+    /// bytes behind its head while the body is read).
     buf: Vec<u8>,
     /// Requests answered so far.
     served: usize,
     /// When the first byte of the request now in `buf` arrived (the header deadline runs from it).
-    pub(crate) first_byte: Option<Instant>,
-    /// The poller saw the peer shut down its side: read to the end (EOF) rather than stopping at
-    /// a short read, since no further readiness event will come.
-    pub(crate) peer_closed: bool,
+    first_byte: Option<Instant>,
+    /// The peer has shut down its side: read to the end (EOF) rather than stopping at a short
+    /// read, since no further readiness event will come.
+    peer_closed: bool,
+    phase: Phase,
+    /// A response (or `100 Continue`) on its way out. Written before anything else is done.
+    out: Option<Box<Pending>>,
+}
+
+/// What the connection reads.
+enum Phase {
+    /// Request heads (none yet, part of one, or several pipelined).
+    Head,
+    /// The body of the request whose head is at the start of `buf`.
+    Body(Box<BodyRead>),
+    /// After an error response: discards what the client still sends, then closes.
+    Linger { until: Instant, drained: usize },
+}
+
+/// A body being read.
+struct BodyRead {
+    /// The head's length at the start of `buf` (parsed again for the handler).
+    head_len: usize,
+    head: Head,
+    left: Left,
+    /// The body read so far, decoded.
+    body: Vec<u8>,
+    /// Budget bytes held for `body` and the raw bytes behind the head.
+    reserved: Reservation,
+    /// The request line, for the access log.
+    line: String,
+    /// When the head was complete (the total body deadline runs from it).
+    started: Instant,
+    /// When the last body byte arrived (the inactivity deadline runs from it).
+    last_byte: Instant,
+}
+
+/// How much body is left.
+enum Left {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+}
+
+/// A response on the way out and what follows it.
+struct Pending {
+    output: Output,
+    then: Then,
+    /// For the access log line once it is written (or abandoned); `None` for `100 Continue` and
+    /// when the access log is off.
+    log: Option<Logged>,
+    /// When a write last made progress (the write timeout runs from it).
+    last_progress: Instant,
+}
+
+impl Drop for Pending {
+    /// A response abandoned before its last byte (write error, write timeout, shutdown) still
+    /// gets its access-log line, with the body bytes actually sent.
+    fn drop(&mut self) {
+        if let Some(log) = self.log.take() {
+            log.emit(self.output.body_sent(), " aborted");
+        }
+    }
+}
+
+/// What happens after a response is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// The next request.
+    Next,
+    /// Close.
+    Close,
+    /// Shut down the write side, drain for a while, close (after an error).
+    Linger,
+}
+
+/// An access-log line waiting for its byte count.
+struct Logged {
+    peer: SocketAddr,
+    line: String,
+    status: u16,
+    started: Instant,
+}
+
+impl Logged {
+    fn emit(self, bytes: u64, suffix: &str) {
+        log::info!(
+            target: "poolserve::access",
+            "{} \"{}\" {} {bytes} {:.3}ms{suffix}",
+            self.peer,
+            self.line,
+            self.status,
+            self.started.elapsed().as_secs_f64() * 1e3
+        );
+    }
 }
 
 /// What the worker did with a connection.
 pub(crate) enum Outcome {
-    /// Waiting for more bytes: give it back to the poller. `again` is `true` when unread bytes may
-    /// remain in the kernel (the worker stopped reading early), so it should be dispatched again at
-    /// once rather than waiting for a new readiness edge.
-    Park { conn: Conn, again: bool },
+    /// Waiting: give it back to the event loop, parked with `wait`. With `again`, it should be
+    /// served again at once (the worker stopped early to be fair to other connections).
+    Park { conn: Conn, wait: Wait, again: bool },
     /// Closed (or to be closed: dropping the connection closes the socket).
     Closed,
+}
+
+/// Copied out of a parsed head, so the buffer can be changed while the request is answered.
+#[derive(Clone, Copy)]
+struct Head {
+    keep_alive: bool,
+    head_only: bool,
+    http10: bool,
+}
+
+impl Head {
+    fn of(req: &Request<'_, '_>) -> Head {
+        Head {
+            keep_alive: req.keep_alive,
+            head_only: req.method == "HEAD",
+            http10: req.version == Version::Http10,
+        }
+    }
+}
+
+/// What one step over the buffer did.
+enum Step {
+    /// Something changed (a response is on its way, or the phase moved on): go round again.
+    Progress,
+    /// More bytes are needed.
+    NeedBytes,
+    /// Close now.
+    Close,
+}
+
+/// What one read did.
+enum ReadResult {
+    /// `n` bytes were appended; `short` if fewer than asked for (the kernel's buffer is empty).
+    Data {
+        n: usize,
+        short: bool,
+    },
+    WouldBlock,
+    Eof,
 }
 
 impl Conn {
@@ -76,197 +224,201 @@ impl Conn {
             served: 0,
             first_byte: None,
             peer_closed: false,
+            phase: Phase::Head,
+            out: None,
         }
     }
 
-    /// Is part of a request waiting in the buffer?
-    pub(crate) fn has_partial(&self) -> bool {
-        !self.buf.is_empty()
-    }
-}
-
-/// Switches a socket to blocking mode with a timeout for as long as it lives, then back to
-/// non-blocking: the bounded waits a worker may do (request bodies, slow readers of responses).
-struct Blocking<'a>(&'a TcpStream);
-
-impl<'a> Blocking<'a> {
-    fn new(stream: &'a TcpStream, read: Duration, write: Duration) -> io::Result<Blocking<'a>> {
-        stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(read))?;
-        stream.set_write_timeout(Some(write))?;
-        Ok(Blocking(stream))
-    }
-}
-
-impl Drop for Blocking<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.set_nonblocking(true);
-    }
-}
-
-/// A writer over a non-blocking socket that falls back to a bounded blocking write when the socket
-/// buffer is full (a response larger than the buffer, or a client slow to read).
-struct ResponseWriter<'a> {
-    stream: &'a TcpStream,
-    write_timeout: Duration,
-    blocking: Option<Blocking<'a>>,
-}
-
-impl Write for ResponseWriter<'_> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let mut stream = self.stream;
-        match stream.write(data) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.blocking.is_none() => {
-                self.blocking = Some(Blocking::new(
-                    self.stream,
-                    self.write_timeout,
-                    self.write_timeout,
-                )?);
-                stream.write(data)
-            }
-            other => other,
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A [`ResponseWriter`] for `conn`.
-fn writer<'a>(conn: &'a Conn, shared: &Shared) -> ResponseWriter<'a> {
-    ResponseWriter {
-        stream: &conn.stream,
-        write_timeout: shared.config.write_timeout,
-        blocking: None,
-    }
-}
-
-/// Copied out of a parsed head, so the buffer can be changed while the request is answered.
-#[derive(Clone, Copy)]
-struct Head {
-    framing: Framing,
-    keep_alive: bool,
-    expect_continue: bool,
-    head_only: bool,
-    http10: bool,
-}
-
-impl Head {
-    fn of(req: &Request<'_, '_>) -> Head {
-        Head {
-            framing: req.framing,
-            keep_alive: req.keep_alive,
-            expect_continue: req.expect_continue,
-            head_only: req.method == "HEAD",
-            http10: req.version == Version::Http10,
+    /// How a new connection waits for its first request.
+    pub(crate) fn first_wait(shared: &Shared) -> Wait {
+        Wait {
+            what: WaitFor::Read,
+            deadline: Instant::now() + shared.config.keep_alive_timeout,
+            on_deadline: OnDeadline::Close,
         }
     }
 }
 
-/// One parse attempt over the buffer.
-enum Step {
-    /// A complete request without a body, already answered by the handler.
-    Answered {
-        head: Head,
-        consumed: usize,
-        response: Response,
-        panicked: bool,
-        line: String,
-    },
-    /// A complete head whose body must be consumed first.
-    NeedsBody { head: Head, consumed: usize },
-    /// More bytes needed.
-    Partial,
-    /// Malformed.
-    Error(ParseError),
-}
-
-/// Serves what is available on `conn`. With `timed_out`, the header deadline has passed: answer
-/// `408` and close.
-pub(crate) fn on_readable(
+/// Serves `conn` until it has to wait, is closed, or has had its share of the worker. With
+/// `timed_out`, the deadline of the wait it was parked with has passed (one that is answered:
+/// a head or a body that did not arrive in time).
+pub(crate) fn serve(
     mut conn: Conn,
     shared: &Shared,
     handler: &dyn Handler,
+    peer_closed: bool,
     timed_out: bool,
 ) -> Outcome {
+    conn.peer_closed |= peer_closed;
     if timed_out {
-        log::debug!("{}: header timeout", conn.peer);
-        send_error(&mut conn, shared, 408, Instant::now(), false);
-        return Outcome::Closed;
+        match conn.phase {
+            Phase::Head if conn.out.is_none() && !conn.buf.is_empty() => {
+                log::debug!("{}: header timeout", conn.peer);
+                conn.buf.clear();
+                let started = conn.first_byte.unwrap_or_else(Instant::now);
+                conn.error(shared, 408, Then::Close, started, String::from("-"));
+            }
+            Phase::Body(_) => {
+                log::debug!("{}: body timeout", conn.peer);
+                let Phase::Body(b) = std::mem::replace(&mut conn.phase, Phase::Head) else {
+                    unreachable!("matched above")
+                };
+                conn.buf.clear();
+                let (started, line) = (conn.first_byte.unwrap_or(b.started), b.line);
+                conn.error(shared, 408, Then::Linger, started, line);
+            }
+            _ => return Outcome::Closed,
+        }
     }
-    // Read what the kernel has, up to a bound (so one client cannot keep a worker forever).
-    let limit = shared.config.limits.max_head + 2 * READ_CHUNK;
-    let mut eof = false;
-    let mut again = false;
+    let read_limit = shared.config.limits.max_head + 2 * READ_CHUNK;
+    let (mut read, mut written) = (0usize, 0u64);
+    // A read found the kernel's buffer empty: wait for readiness instead of reading again.
+    let mut drained = false;
     loop {
-        if conn.buf.len() >= limit {
-            again = true;
-            break;
-        }
-        let start = conn.buf.len();
-        let chunk = if start == 0 { FIRST_READ } else { READ_CHUNK };
-        if conn.buf.capacity() == 0 {
-            conn.buf = spare_buffer::take();
-        }
-        conn.buf.resize(start + chunk, 0);
-        let r = conn.stream.read(&mut conn.buf[start..]);
-        match r {
-            Ok(0) => {
-                conn.buf.truncate(start);
-                eof = true;
-                break;
+        // 1. The response on its way out goes first.
+        if let Some(pending) = &mut conn.out {
+            let before = written;
+            let budget = WRITE_BUDGET.saturating_sub(written).max(1);
+            let progress = pending.output.write_to(&conn.stream, budget, &mut written);
+            if written > before {
+                pending.last_progress = Instant::now();
             }
-            Ok(n) => {
-                conn.buf.truncate(start + n);
-                conn.first_byte.get_or_insert_with(Instant::now);
-                if n < chunk && !conn.peer_closed {
-                    break; // drained what was there (the next read would say WouldBlock)
-                }
-            }
-            Err(e) => {
-                conn.buf.truncate(start);
-                match e.kind() {
-                    io::ErrorKind::WouldBlock => break,
-                    io::ErrorKind::Interrupted => {}
-                    _ => {
-                        log::debug!("{}: read error: {e}", conn.peer);
-                        return Outcome::Closed;
+            match progress {
+                Ok(Progress::Done) => {
+                    let mut pending = conn.out.take().expect("matched above");
+                    if let Some(log) = pending.log.take() {
+                        log.emit(pending.output.body_sent(), "");
+                    }
+                    match pending.then {
+                        Then::Next => {}
+                        Then::Close => return Outcome::Closed,
+                        Then::Linger => conn.start_linger(),
                     }
                 }
+                Ok(Progress::Blocked) => {
+                    let wait = Wait {
+                        what: WaitFor::Write,
+                        deadline: pending.last_progress + shared.config.write_timeout,
+                        on_deadline: OnDeadline::Close,
+                    };
+                    return Outcome::Park {
+                        conn,
+                        wait,
+                        again: false,
+                    };
+                }
+                Ok(Progress::Budget) => {
+                    let wait = Wait {
+                        what: WaitFor::Write,
+                        deadline: pending.last_progress + shared.config.write_timeout,
+                        on_deadline: OnDeadline::Close,
+                    };
+                    return Outcome::Park {
+                        conn,
+                        wait,
+                        again: true,
+                    };
+                }
+                Err(e) => {
+                    log::debug!("{}: write error: {e}", conn.peer);
+                    return Outcome::Closed;
+                }
             }
+            continue;
         }
-    }
-    // Answer every complete request in the buffer.
-    while !conn.buf.is_empty() {
-        let started = conn.first_byte.unwrap_or_else(Instant::now);
-        match serve_one(&mut conn, shared, handler, started) {
-            Ok(Some(true)) => {}
-            Ok(Some(false)) => return Outcome::Closed,
-            Ok(None) => break, // partial
+        // 2. Then whatever the phase reads.
+        let step = match conn.phase {
+            Phase::Head if conn.buf.is_empty() => Step::NeedBytes,
+            Phase::Head => conn.next_request(shared, handler),
+            Phase::Body(_) => conn.advance_body(shared, handler),
+            Phase::Linger { .. } => Step::NeedBytes,
+        };
+        match step {
+            Step::Progress => continue,
+            Step::Close => return Outcome::Closed,
+            Step::NeedBytes => {}
+        }
+        let lingering = matches!(conn.phase, Phase::Linger { .. });
+        if shared.stopping() && !lingering {
+            // No complete request is left: nothing more is read at shutdown.
+            return Outcome::Closed;
+        }
+        if (drained && !conn.peer_closed) || read >= read_limit {
+            let again = !drained || conn.peer_closed;
+            return conn.park_reading(shared, again);
+        }
+        // How much may be read: a body only into bytes reserved for it.
+        let mut max = READ_CHUNK;
+        if let Phase::Body(b) = &mut conn.phase {
+            let granted = b.reserved.grow_up_to(READ_CHUNK as u64);
+            if granted == 0 {
+                log::debug!("{}: body budget exhausted; waiting", conn.peer);
+                let wait = Wait {
+                    what: WaitFor::Tick,
+                    deadline: b.started + shared.config.body_total_timeout,
+                    on_deadline: OnDeadline::Answer,
+                };
+                return Outcome::Park {
+                    conn,
+                    wait,
+                    again: false,
+                };
+            }
+            max = granted as usize;
+        }
+        let result = conn.read_some(max, lingering);
+        if let Phase::Body(b) = &mut conn.phase {
+            let got = match &result {
+                Ok(ReadResult::Data { n, .. }) => *n,
+                _ => 0,
+            };
+            b.reserved.shrink((max - got) as u64);
+        }
+        match result {
+            Ok(ReadResult::Data { n, short }) => {
+                read += n;
+                drained = short;
+                match &mut conn.phase {
+                    Phase::Body(b) => b.last_byte = Instant::now(),
+                    Phase::Linger { drained: d, .. } => {
+                        *d += n;
+                        if *d >= LINGER_BYTES {
+                            return Outcome::Closed;
+                        }
+                    }
+                    Phase::Head => {}
+                }
+            }
+            Ok(ReadResult::WouldBlock) => {
+                return conn.park_reading(shared, false);
+            }
+            Ok(ReadResult::Eof) => return Outcome::Closed,
             Err(e) => {
-                log::debug!("{}: connection error: {e}", conn.peer);
+                log::debug!("{}: read error: {e}", conn.peer);
                 return Outcome::Closed;
             }
         }
     }
-    if eof || shared.stopping() {
-        return Outcome::Closed; // a half-sent request at EOF or shutdown is not answered
-    }
-    if conn.buf.is_empty() {
-        // An idle connection holds no buffer; this worker keeps it for the next connection it reads.
-        spare_buffer::give_back(std::mem::take(&mut conn.buf));
-        conn.first_byte = None;
-    }
-    Outcome::Park { conn, again }
 }
 
-/// One spare read buffer per worker thread. A connection takes it when bytes arrive and gives it
-/// back when it parks with nothing buffered, so a busy worker does not allocate (and zero the
-/// allocator's bookkeeping for) a fresh buffer per request, while idle connections still hold none.
+/// One scratch read buffer per worker thread: reads land here and only the bytes that arrived are
+/// kept by the connection.
+mod scratch {
+    use std::cell::RefCell;
+
+    thread_local! {
+        pub(super) static SCRATCH: RefCell<Box<[u8]>> =
+            RefCell::new(vec![0u8; super::READ_CHUNK].into_boxed_slice());
+    }
+}
+
+/// One spare request buffer per worker thread. A connection takes it when bytes arrive and gives
+/// it back when it parks with nothing buffered, so a busy worker does not allocate a fresh buffer
+/// per request, while idle connections still hold none.
 mod spare_buffer {
     use std::cell::Cell;
 
-    /// Buffers that grew past this (a large head or body) are freed rather than kept.
+    /// Buffers that grew past this (a large head) are freed rather than kept.
     const KEEP_AT_MOST: usize = 64 * 1024;
 
     thread_local! {
@@ -287,116 +439,360 @@ mod spare_buffer {
     }
 }
 
-/// Parses the buffer once; answers a body-less request straight away.
-fn step(conn: &Conn, shared: &Shared, handler: &dyn Handler) -> Step {
-    let mut headers = [EMPTY_HEADER; MAX_HEADERS];
-    match parse(&conn.buf, &mut headers, &shared.config.limits) {
-        Ok(Status::Complete(req, consumed)) => {
-            let head = Head::of(&req);
-            if head.framing != Framing::None {
-                return Step::NeedsBody { head, consumed };
-            }
-            let (response, panicked) = call_handler(conn.peer, handler, &req);
-            Step::Answered {
-                head,
-                consumed,
-                response,
-                panicked,
-                line: access_line(shared, &req),
-            }
-        }
-        Ok(Status::Partial) => Step::Partial,
-        Err(e) => Step::Error(e),
-    }
-}
-
-/// Serves the first request in the buffer. `Ok(None)`: incomplete; `Ok(Some(keep_open))`: answered.
-fn serve_one(
-    conn: &mut Conn,
-    shared: &Shared,
-    handler: &dyn Handler,
-    started: Instant,
-) -> io::Result<Option<bool>> {
-    let (head, response, panicked, line) = match step(conn, shared, handler) {
-        Step::Partial => return Ok(None),
-        Step::Error(e) => {
-            log::debug!("{}: bad request: {e}", conn.peer);
-            // Errors in a complete, body-less head leave the framing intact: answer and go on
-            // with the next request. Every other error ends the connection.
-            if let (false, Some(n)) = (e.must_close(), head_end(&conn.buf, 0)) {
-                // Keep-alive only for HTTP/1.1 (the head is complete, so its first line is whole).
-                let line_end = memchr::memchr(b'\n', &conn.buf).unwrap_or(0);
-                let http11 = conn.buf[..line_end].ends_with(b"HTTP/1.1\r");
-                conn.buf.drain(..n);
-                let head = Head {
-                    framing: Framing::None,
-                    keep_alive: http11,
-                    expect_continue: false,
-                    head_only: false,
-                    http10: false,
-                };
-                (
-                    head,
-                    Response::plain_status(e.status_code()),
-                    false,
-                    String::from("-"),
-                )
-            } else {
-                send_error(conn, shared, e.status_code(), started, true);
-                return Ok(Some(false));
-            }
-        }
-        Step::Answered {
-            head,
-            consumed,
-            response,
-            panicked,
-            line,
-        } => {
-            conn.buf.drain(..consumed);
-            (head, response, panicked, line)
-        }
-        Step::NeedsBody { head, consumed } => {
-            if let Err(status) = consume_body(conn, shared, head, consumed)? {
-                send_error(conn, shared, status, started, true);
-                return Ok(Some(false));
-            }
-            // The head is still at the start of the buffer: parse it again to hand it out.
-            let mut headers = [EMPTY_HEADER; MAX_HEADERS];
-            let (response, panicked, line) =
-                match parse(&conn.buf[..consumed], &mut headers, &shared.config.limits) {
-                    Ok(Status::Complete(req, _)) => {
-                        let (r, p) = call_handler(conn.peer, handler, &req);
-                        (r, p, access_line(shared, &req))
+impl Conn {
+    /// One non-blocking read of at most `max` bytes: appended to `buf`, or discarded when
+    /// `discard` (lingering).
+    fn read_some(&mut self, max: usize, discard: bool) -> io::Result<ReadResult> {
+        scratch::SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let max = max.min(scratch.len());
+            loop {
+                match (&self.stream).read(&mut scratch[..max]) {
+                    Ok(0) => return Ok(ReadResult::Eof),
+                    Ok(n) => {
+                        if !discard {
+                            if self.buf.capacity() == 0 {
+                                self.buf = spare_buffer::take();
+                            }
+                            if self.buf.is_empty() {
+                                self.first_byte = Some(Instant::now());
+                            }
+                            self.buf.extend_from_slice(&scratch[..n]);
+                        }
+                        return Ok(ReadResult::Data { n, short: n < max });
                     }
-                    _ => (Response::plain_status(500), true, String::from("-")),
-                };
-            conn.buf.drain(..consumed);
-            (head, response, panicked, line)
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Ok(ReadResult::WouldBlock);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        })
+    }
+
+    /// Parks the connection to wait for bytes, with the deadline its phase has.
+    fn park_reading(mut self, shared: &Shared, again: bool) -> Outcome {
+        let cfg = &shared.config;
+        let now = Instant::now();
+        let wait = match &self.phase {
+            Phase::Head if self.buf.is_empty() => {
+                // An idle connection holds no buffer; this worker keeps it for the next one.
+                spare_buffer::give_back(std::mem::take(&mut self.buf));
+                self.first_byte = None;
+                Wait {
+                    what: WaitFor::Read,
+                    deadline: now + cfg.keep_alive_timeout,
+                    on_deadline: OnDeadline::Close,
+                }
+            }
+            Phase::Head => Wait {
+                what: WaitFor::Read,
+                deadline: self.first_byte.unwrap_or(now) + cfg.header_timeout,
+                on_deadline: OnDeadline::Answer,
+            },
+            Phase::Body(b) => Wait {
+                what: WaitFor::Read,
+                deadline: (b.last_byte + cfg.body_timeout).min(b.started + cfg.body_total_timeout),
+                on_deadline: OnDeadline::Answer,
+            },
+            Phase::Linger { until, .. } => Wait {
+                what: WaitFor::Read,
+                deadline: *until,
+                on_deadline: OnDeadline::Close,
+            },
+        };
+        Outcome::Park {
+            conn: self,
+            wait,
+            again,
         }
-    };
-    let cfg = &shared.config;
-    let close = !head.keep_alive
-        || conn.served + 1 >= cfg.max_requests_per_connection
-        || shared.stopping()
-        || panicked;
-    let status = response.status();
-    let opts = WriteOptions {
-        head_only: head.head_only,
-        close,
-        http10_keep_alive: head.http10 && !close,
-    };
-    let mut out = writer(conn, shared);
-    let bytes = write_response(&mut out, response, opts)?;
-    drop(out);
-    conn.served += 1;
-    conn.first_byte = if conn.buf.is_empty() {
-        None
-    } else {
-        Some(Instant::now())
-    };
-    access_log(conn.peer, shared, &line, status, bytes, started);
-    Ok(Some(!close))
+    }
+
+    /// Parses the buffer once and answers, starts or refuses the first request in it.
+    fn next_request(&mut self, shared: &Shared, handler: &dyn Handler) -> Step {
+        let started = self.first_byte.unwrap_or_else(Instant::now);
+        let limits = &shared.config.limits;
+        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+        let (req, consumed) = match parse(&self.buf, &mut headers, limits) {
+            Ok(Status::Complete(req, consumed)) => (req, consumed),
+            Ok(Status::Partial) => return Step::NeedBytes,
+            Err(e) => return self.bad_request(shared, e, started),
+        };
+        let head = Head::of(&req);
+        match req.framing {
+            Framing::None => {
+                let (response, panicked) = call_handler(self.peer, handler, &req);
+                let line = access_line(shared, &req);
+                self.buf.drain(..consumed);
+                self.respond(shared, head, response, panicked, line, started, false)
+            }
+            Framing::Length(n) if n > limits.max_body => {
+                let line = access_line(shared, &req);
+                self.buf.clear();
+                self.error(shared, 413, Then::Linger, started, line)
+            }
+            framing if handler.wants_body(&req) => {
+                let line = access_line(shared, &req);
+                let expect_continue = req.expect_continue && self.buf.len() == consumed;
+                let left = match framing {
+                    Framing::Length(n) => Left::Length(n),
+                    _ => Left::Chunked(ChunkedDecoder::new(limits.max_body)),
+                };
+                let now = Instant::now();
+                let mut reserved = Reservation::new(&shared.body_budget);
+                reserved.force((self.buf.len() - consumed) as u64);
+                self.phase = Phase::Body(Box::new(BodyRead {
+                    head_len: consumed,
+                    head,
+                    left,
+                    body: Vec::new(),
+                    reserved,
+                    line,
+                    started: now,
+                    last_byte: now,
+                }));
+                if expect_continue {
+                    self.out = Some(Box::new(Pending {
+                        output: Output::raw(b"HTTP/1.1 100 Continue\r\n\r\n"),
+                        then: Then::Next,
+                        log: None,
+                        last_progress: now,
+                    }));
+                }
+                Step::Progress
+            }
+            framing => {
+                // Answered from the head; the body is skipped if it is all here, else the
+                // connection closes after the response.
+                let (response, panicked) = call_handler(self.peer, handler, &req);
+                let line = access_line(shared, &req);
+                let end = match framing {
+                    Framing::Length(n) => {
+                        let have = (self.buf.len() - consumed) as u64;
+                        (have >= n).then(|| consumed + n as usize)
+                    }
+                    _ => {
+                        let mut decoder = ChunkedDecoder::new(limits.max_body);
+                        let mut sink = Vec::new();
+                        match decoder.decode(&self.buf[consumed..], &mut sink) {
+                            Ok(s) if s.done => Some(consumed + s.consumed),
+                            Ok(_) => None,
+                            Err(e) => {
+                                self.buf.clear();
+                                return self.error(
+                                    shared,
+                                    e.status_code(),
+                                    Then::Linger,
+                                    started,
+                                    line,
+                                );
+                            }
+                        }
+                    }
+                };
+                match end {
+                    Some(end) => {
+                        self.buf.drain(..end);
+                        self.respond(shared, head, response, panicked, line, started, false)
+                    }
+                    None => {
+                        self.buf.clear();
+                        self.respond(shared, head, response, panicked, line, started, true)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A head the parser rejected.
+    fn bad_request(&mut self, shared: &Shared, e: ParseError, started: Instant) -> Step {
+        log::debug!("{}: bad request: {e}", self.peer);
+        // Errors in a complete, body-less head leave the framing intact: answer and go on with
+        // the next request. Every other error ends the connection.
+        if let (false, Some(n)) = (e.must_close(), head_end(&self.buf, 0)) {
+            // Keep-alive only for HTTP/1.1 (the head is complete, so its first line is whole).
+            let line_end = memchr::memchr(b'\n', &self.buf).unwrap_or(0);
+            let http11 = self.buf[..line_end].ends_with(b"HTTP/1.1\r");
+            self.buf.drain(..n);
+            let head = Head {
+                keep_alive: http11,
+                head_only: false,
+                http10: false,
+            };
+            let response = Response::plain_status(e.status_code());
+            return self.respond(
+                shared,
+                head,
+                response,
+                false,
+                String::from("-"),
+                started,
+                false,
+            );
+        }
+        self.buf.clear();
+        self.error(
+            shared,
+            e.status_code(),
+            Then::Linger,
+            started,
+            String::from("-"),
+        )
+    }
+
+    /// Moves what arrived of the body into the request; answers it once complete.
+    fn advance_body(&mut self, shared: &Shared, handler: &dyn Handler) -> Step {
+        let Phase::Body(b) = &mut self.phase else {
+            return Step::NeedBytes;
+        };
+        let from = b.head_len;
+        let done = match &mut b.left {
+            Left::Length(left) => {
+                let take = ((self.buf.len() - from) as u64).min(*left) as usize;
+                b.body.extend_from_slice(&self.buf[from..from + take]);
+                self.buf.drain(from..from + take);
+                *left -= take as u64;
+                *left == 0
+            }
+            Left::Chunked(decoder) => match decoder.decode(&self.buf[from..], &mut b.body) {
+                Ok(s) => {
+                    self.buf.drain(from..from + s.consumed);
+                    s.done
+                }
+                Err(e) => {
+                    let Phase::Body(b) = std::mem::replace(&mut self.phase, Phase::Head) else {
+                        unreachable!("matched above")
+                    };
+                    self.buf.clear();
+                    let started = self.first_byte.unwrap_or(b.started);
+                    return self.error(shared, e.status_code(), Then::Linger, started, b.line);
+                }
+            },
+        };
+        if !done {
+            return Step::NeedBytes;
+        }
+        let Phase::Body(b) = std::mem::replace(&mut self.phase, Phase::Head) else {
+            unreachable!("matched above")
+        };
+        let started = self.first_byte.unwrap_or(b.started);
+        // The head is still at the start of the buffer: parse it again to hand it out.
+        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+        let (response, panicked) =
+            match parse(&self.buf[..b.head_len], &mut headers, &shared.config.limits) {
+                Ok(Status::Complete(req, _)) => {
+                    call_handler(self.peer, handler, &req.with_body(&b.body))
+                }
+                _ => (Response::plain_status(500), true),
+            };
+        self.buf.drain(..b.head_len);
+        let (head, line) = (b.head, b.line);
+        drop(b.body);
+        drop(b.reserved);
+        self.respond(shared, head, response, panicked, line, started, false)
+    }
+
+    /// Queues `response` to a request just answered. `force_close`: the connection closes after
+    /// it (the body was not read), lingering so the client sees the response.
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &mut self,
+        shared: &Shared,
+        head: Head,
+        response: Response,
+        panicked: bool,
+        line: String,
+        started: Instant,
+        force_close: bool,
+    ) -> Step {
+        let cfg = &shared.config;
+        let close = !head.keep_alive
+            || self.served + 1 >= cfg.max_requests_per_connection
+            || shared.stopping()
+            || panicked
+            || force_close;
+        let opts = WriteOptions {
+            head_only: head.head_only,
+            close,
+            http10_keep_alive: head.http10 && !close,
+        };
+        let then = match (close, force_close) {
+            (false, _) => Then::Next,
+            (true, false) => Then::Close,
+            (true, true) => Then::Linger,
+        };
+        self.served += 1;
+        self.first_byte = (!self.buf.is_empty()).then(Instant::now);
+        self.queue(shared, response, opts, then, line, started)
+    }
+
+    /// Queues a plain error response with `Connection: close`.
+    fn error(
+        &mut self,
+        shared: &Shared,
+        status: u16,
+        then: Then,
+        started: Instant,
+        line: String,
+    ) -> Step {
+        let opts = WriteOptions {
+            head_only: false,
+            close: true,
+            http10_keep_alive: false,
+        };
+        self.first_byte = None;
+        self.queue(
+            shared,
+            Response::plain_status(status),
+            opts,
+            then,
+            line,
+            started,
+        )
+    }
+
+    fn queue(
+        &mut self,
+        shared: &Shared,
+        response: Response,
+        opts: WriteOptions,
+        then: Then,
+        line: String,
+        started: Instant,
+    ) -> Step {
+        let status = response.status();
+        let rendered = match render(response, opts) {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!("{}: cannot read the response body: {e}", self.peer);
+                return Step::Close;
+            }
+        };
+        let log = shared.config.access_log.then_some(Logged {
+            peer: self.peer,
+            line,
+            status,
+            started,
+        });
+        self.out = Some(Box::new(Pending {
+            output: Output::new(rendered),
+            then,
+            log,
+            last_progress: Instant::now(),
+        }));
+        Step::Progress
+    }
+
+    /// After an error response: stop sending, drain for a while.
+    fn start_linger(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+        self.buf = Vec::new();
+        self.phase = Phase::Linger {
+            until: Instant::now() + LINGER_TIME,
+            drained: 0,
+        };
+    }
 }
 
 /// Calls the handler. A panic becomes a 500, and `true` (close the connection afterwards).
@@ -418,186 +814,17 @@ fn call_handler(
     }
 }
 
-/// Reads more body bytes into the buffer, blocking up to the body timeout.
-/// `Ok(false)`: timed out; an EOF is an error.
-fn fill_body(conn: &mut Conn, shared: &Shared) -> io::Result<bool> {
-    let cfg = &shared.config;
-    let guard = Blocking::new(&conn.stream, cfg.body_timeout, cfg.write_timeout)?;
-    let start = conn.buf.len();
-    conn.buf.resize(start + READ_CHUNK, 0);
-    let result = loop {
-        match (&conn.stream).read(&mut conn.buf[start..]) {
-            Ok(0) => break Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => break Ok(start + n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                break Ok(start);
-            }
-            Err(e) => break Err(e),
-        }
-    };
-    drop(guard);
-    match result {
-        Ok(len) => {
-            conn.buf.truncate(len);
-            Ok(len > start)
-        }
-        Err(e) => {
-            conn.buf.truncate(start);
-            Err(e)
-        }
-    }
-}
-
-/// Reads and discards the body that follows a head of `consumed` bytes, leaving the head (and any
-/// pipelined bytes after the body) in the buffer. `Ok(Err(status))`: answer `status` and close.
-fn consume_body(
-    conn: &mut Conn,
-    shared: &Shared,
-    head: Head,
-    consumed: usize,
-) -> io::Result<Result<(), u16>> {
-    let cfg = &shared.config;
-    match head.framing {
-        Framing::None => Ok(Ok(())),
-        Framing::Length(n) => {
-            if n > cfg.limits.max_body {
-                return Ok(Err(413));
-            }
-            continue_if_expected(conn, shared, head)?;
-            let mut left = n;
-            loop {
-                let have = (conn.buf.len() - consumed) as u64;
-                let take = have.min(left) as usize;
-                conn.buf.drain(consumed..consumed + take);
-                left -= take as u64;
-                if left == 0 {
-                    return Ok(Ok(()));
-                }
-                if !fill_body(conn, shared)? {
-                    return Ok(Err(408));
-                }
-            }
-        }
-        Framing::Chunked => {
-            continue_if_expected(conn, shared, head)?;
-            let mut decoder = ChunkedDecoder::new(cfg.limits.max_body);
-            let mut sink = Vec::new();
-            loop {
-                match decoder.decode(&conn.buf[consumed..], &mut sink) {
-                    Ok(status) => {
-                        conn.buf.drain(consumed..consumed + status.consumed);
-                        sink.clear();
-                        if status.done {
-                            return Ok(Ok(()));
-                        }
-                    }
-                    Err(e) => return Ok(Err(e.status_code())),
-                }
-                if !fill_body(conn, shared)? {
-                    return Ok(Err(408));
-                }
-            }
-        }
-    }
-}
-
-/// Sends `100 Continue` if the client asked for it (the parser already ignores the expectation for
-/// HTTP/1.0) and the body has not started arriving.
-fn continue_if_expected(conn: &mut Conn, shared: &Shared, head: Head) -> io::Result<()> {
-    if head.expect_continue {
-        let mut out = ResponseWriter {
-            stream: &conn.stream,
-            write_timeout: shared.config.write_timeout,
-            blocking: None,
-        };
-        out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-    }
-    Ok(())
-}
-
-/// Sends a plain error response with `Connection: close`; with `linger`, drains what the client
-/// still sends for a short while so the response is not destroyed by a reset.
-fn send_error(conn: &mut Conn, shared: &Shared, status: u16, started: Instant, linger: bool) {
-    let opts = WriteOptions {
-        head_only: false,
-        close: true,
-        http10_keep_alive: false,
-    };
-    let mut out = ResponseWriter {
-        stream: &conn.stream,
-        write_timeout: shared.config.write_timeout,
-        blocking: None,
-    };
-    match write_response(&mut out, Response::plain_status(status), opts) {
-        Ok(bytes) => access_log(conn.peer, shared, "-", status, bytes, started),
-        Err(e) => log::debug!("{}: could not send {status}: {e}", conn.peer),
-    }
-    drop(out);
-    let _ = conn.stream.shutdown(Shutdown::Write);
-    if linger {
-        let Ok(_guard) = Blocking::new(
-            &conn.stream,
-            Duration::from_millis(50),
-            shared.config.write_timeout,
-        ) else {
-            return;
-        };
-        let deadline = Instant::now() + LINGER_TIME;
-        let mut drained = 0;
-        let mut scratch = [0u8; 4096];
-        while drained < LINGER_BYTES && Instant::now() < deadline {
-            match (&conn.stream).read(&mut scratch) {
-                Ok(0) => break,
-                Ok(n) => drained += n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => break,
-            }
-        }
-    }
-}
-
-fn access_log(
-    peer: SocketAddr,
-    shared: &Shared,
-    line: &str,
-    status: u16,
-    bytes: u64,
-    started: Instant,
-) {
-    if shared.config.access_log {
-        log::info!(
-            target: "poolserve::access",
-            "{peer} \"{line}\" {status} {bytes} {:.3}ms",
-            started.elapsed().as_secs_f64() * 1e3
-        );
-    }
-}
-
 /// The request line for the access log, with control bytes, quotes and backslashes escaped.
 /// Empty (and allocation-free) when the access log is off.
 fn access_line(shared: &Shared, req: &Request<'_, '_>) -> String {
     if !shared.config.access_log {
         return String::new();
     }
-    let version = match req.version {
-        Version::Http10 => "HTTP/1.0",
-        Version::Http11 => "HTTP/1.1",
-    };
     format!(
         "{} {} {}",
         req.method,
         escape(req.target.as_bytes()),
-        version
+        req.version.as_str()
     )
 }
 

@@ -10,24 +10,36 @@
 //!   silent socket, so a few workers serve thousands of keep-alive clients.
 //! * **Admission.** At most [`Config::max_connections`] connections are held at once; one more is
 //!   answered `503 Service Unavailable` with `Retry-After: 1` and closed by the event loop itself.
+//! * **No worker waits for a client.** Reading a head or a body, writing a response to a client
+//!   that reads slowly, and lingering after an error are states of the connection in which it is
+//!   parked with the event loop, not blocking calls on a worker (`server/conn.rs` has the table of
+//!   states). Files go out with `sendfile(2)`.
 //! * **Deadlines.** Idle keep-alive connections close after [`Config::keep_alive_timeout`]; a head
 //!   not complete within [`Config::header_timeout`] of its first byte is answered `408` (so a
-//!   slowloris client holds a socket, never a worker); body reads and response writes are bounded by
-//!   [`Config::body_timeout`] and [`Config::write_timeout`].
+//!   slowloris client holds a socket, never a worker); a body is bounded by
+//!   [`Config::body_timeout`] between bytes and [`Config::body_total_timeout`] in all; a response
+//!   the client does not read is dropped after [`Config::write_timeout`] without progress.
+//! * **Bodies.** Handlers get the whole body ([`Request::body`](crate::http::Request::body)),
+//!   read by the loop as it arrives, within [`Limits::max_body`] per request and
+//!   [`Config::max_buffered_body`] for the whole server.
 //! * **Accept errors** (`ECONNABORTED`, `EMFILE`, …) are logged and retried with a back-off; none
 //!   stops the server.
-//! * **Shutdown** ([`ShutdownHandle::shutdown`]): the event loop stops accepting and closes parked
-//!   (idle) connections at once; a request in flight finishes and its response carries
-//!   `Connection: close`; the pool then drains within [`Config::grace_period`].
+//! * **Shutdown** ([`ShutdownHandle::shutdown`]): the event loop stops accepting and closes the
+//!   connections that have no complete request; every request fully received is answered (with
+//!   `Connection: close`), and responses still going out to slow readers keep being written, all
+//!   within [`Config::grace_period`]; what is left then is closed and counted in
+//!   [`ServeReport::unfinished`].
 
+mod budget;
 mod config;
 mod conn;
+mod output;
 mod poller;
 
 pub use config::{
-    Config, DEFAULT_BODY_TIMEOUT, DEFAULT_GRACE_PERIOD, DEFAULT_HEADER_TIMEOUT,
-    DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUESTS_PER_CONNECTION,
-    DEFAULT_WRITE_TIMEOUT,
+    Config, DEFAULT_BODY_TIMEOUT, DEFAULT_BODY_TOTAL_TIMEOUT, DEFAULT_GRACE_PERIOD,
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_BUFFERED_BODY,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUESTS_PER_CONNECTION, DEFAULT_WRITE_TIMEOUT,
 };
 
 use std::io::{self, Write};
@@ -56,6 +68,8 @@ pub(crate) struct Shared {
     loop_error: Mutex<Option<io::Error>>,
     /// Wakes the event loop's `epoll_wait` (shutdown, connections handed back by workers).
     waker: Arc<Waker>,
+    /// Request-body bytes held in memory, against [`Config::max_buffered_body`].
+    body_budget: Arc<budget::BodyBudget>,
 }
 
 impl Shared {
@@ -179,6 +193,16 @@ impl ServerBuilder {
         self.config.body_timeout = d;
         self
     }
+    /// See [`Config::body_total_timeout`]. Default [`DEFAULT_BODY_TOTAL_TIMEOUT`].
+    pub fn body_total_timeout(mut self, d: Duration) -> Self {
+        self.config.body_total_timeout = d;
+        self
+    }
+    /// See [`Config::max_buffered_body`]. Default [`DEFAULT_MAX_BUFFERED_BODY`].
+    pub fn max_buffered_body(mut self, bytes: u64) -> Self {
+        self.config.max_buffered_body = bytes;
+        self
+    }
     /// See [`Config::keep_alive_timeout`]. Default [`DEFAULT_KEEP_ALIVE_TIMEOUT`].
     pub fn keep_alive_timeout(mut self, d: Duration) -> Self {
         self.config.keep_alive_timeout = d;
@@ -239,7 +263,12 @@ impl ServerBuilder {
         let poll = Poll::new().map_err(ServerError::Poll)?;
         let waker =
             Arc::new(Waker::new(poll.registry(), poller::WAKER).map_err(ServerError::Poll)?);
+        let body_cap = self
+            .config
+            .max_buffered_body
+            .max(self.config.limits.max_body);
         let shared = Arc::new(Shared {
+            body_budget: budget::BodyBudget::new(body_cap),
             config: self.config,
             local_addr,
             stopping: AtomicBool::new(false),
@@ -304,7 +333,8 @@ pub struct ServeReport {
     pub connections: u64,
     /// Connections refused with 503 because the server was at capacity.
     pub rejected: u64,
-    /// Connections still being served when the grace period ran out (0 after a clean drain).
+    /// Connections closed unfinished when the grace period ran out: responses still going out to
+    /// slow readers, and requests whose handler had not returned (0 after a clean drain).
     pub unfinished: usize,
 }
 
@@ -395,17 +425,17 @@ impl Server {
     }
 }
 
-/// Answers a connection over capacity with `503` and closes it (from the accept loop: a short
-/// write into an empty socket buffer, bounded by a write timeout).
+/// Answers a connection over capacity with `503` and closes it, from the event loop: one
+/// non-blocking write into the new socket's empty send buffer (it always fits; if it somehow did
+/// not, the client sees a close instead).
 pub(crate) fn refuse(mut stream: TcpStream, peer: SocketAddr) {
     log::warn!("{peer}: at capacity; answering 503");
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
     let body = "503 Service Unavailable\n";
     let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-    let _ = write!(
-        stream,
+    let reply = format!(
         "HTTP/1.1 503 Service Unavailable\r\nDate: {date}\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
+    let _ = stream.write(reply.as_bytes());
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }

@@ -14,36 +14,44 @@
 //! there and returns the connection ([`Outcome::Park`]) or closes it. So a thousand idle keep-alive
 //! clients cost a thousand sockets and small structs, not a thousand workers.
 //!
-//! Ownership is exclusive: a connection is either in its [`Slot`] (parked) or moved into exactly one
-//! job (dispatched, or kept by a turn), never both. The slots live behind one lock shared by the
-//! turns and the jobs, so a worker parks its connection itself. Readiness that arrives while a
-//! connection is dispatched is remembered in `Slot::pending`; the worker checks it under the same
-//! lock when it is done and serves the connection again instead of parking it, so no wake-up is
-//! lost to the race between a worker's last read and its parking. To stay fair, a worker serves
-//! one connection at most [`MAX_ROUNDS`] times in a row; then it queues it for the next turn to
-//! dispatch again (`Slots::ready`) and wakes the poller.
+//! Ownership is exclusive: a connection is either parked in its slot or moved into exactly one
+//! job (dispatched, or kept by a turn), never both; `src/handoff/` holds those rules
+//! ([`ConnTable`]). A worker parks its connection itself, saying what it waits for (readability,
+//! writability, or just the next tick) and until when; readiness that arrives while a connection is
+//! dispatched is remembered and checked when the worker parks it, so no wake-up is lost. To stay
+//! fair, a worker serves one connection at most [`MAX_ROUNDS`] times in a row; then it queues it
+//! for the next turn to dispatch again and wakes the poller.
 //!
-//! Deadlines are checked at most [`TICK`] apart: an idle connection past the keep-alive timeout is
-//! closed silently; one with part of a head past the header deadline is dispatched once more to be
-//! answered `408` and closed.
+//! Deadlines are checked at most [`TICK`] apart (`ConnTable::expire`): a connection whose wait
+//! ran out is closed, or dispatched once more to be answered `408`, as its wait says.
 //!
-//! This loop and the sockets are outside the loom models: the pool's protocol below it is
-//! model-checked; this layer is tested end to end with real sockets.
+//! **Shutdown.** The first turn that sees `stopping` closes the listener and every parked
+//! connection that is not writing a response, and queues no further turn. The thread in [`serve`]
+//! then runs the turns itself, so connections still writing to slow readers keep being served,
+//! until every connection is done or the grace period is over; then the pool drains and whatever
+//! is left is closed and counted.
+//!
+//! The hand-off rules this loop follows (the table of connections, the chain of turns) are in
+//! `src/handoff/` and model-checked with loom (`src/handoff/PROTOCOL.md`); the sockets and `mio`
+//! here are tested end to end.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, TryLockError};
+use std::sync::Arc;
+#[cfg(test)]
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use mio::event::Event;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::{self, Conn, Outcome};
 use super::{Shared, refuse};
 use crate::handler::Handler;
+use crate::handoff::table::{AfterPark, ConnTable, Dispatch, Ready};
+use crate::handoff::turns::{TurnChain, Watch};
 use crate::pool::{ExecuteError, Spawner, ThreadPool};
 
 /// Longest time between two deadline checks.
@@ -59,32 +67,6 @@ const MAX_ROUNDS: usize = 8;
 #[cfg(test)]
 static PANIC_IN_NEXT_TURN: AtomicBool = AtomicBool::new(false);
 
-/// A connection's place in the loop.
-struct Slot {
-    /// `Some` while parked here; `None` while a worker has it.
-    conn: Option<Conn>,
-    /// Readiness arrived while dispatched: serve it again as soon as the worker is done.
-    pending: bool,
-    /// That readiness said the peer closed its side (see [`EventLoop::on_ready`]).
-    peer_closed: bool,
-    /// When it was last parked (the keep-alive timeout runs from here).
-    parked_at: Instant,
-}
-
-/// Every open connection, shared by the loop and the jobs. The lock protects the map and the
-/// `ready` list; it is never held while serving a connection or doing I/O.
-#[derive(Default)]
-struct Slots {
-    map: HashMap<usize, Slot>,
-    /// Parked connections that need a dispatch without a new readiness event (a worker gave one
-    /// back after [`MAX_ROUNDS`]); the loop drains it after every wake-up.
-    ready: Vec<usize>,
-}
-
-fn lock(slots: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
-    slots.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Counts of what the loop did, for [`ServeReport`](super::ServeReport).
 #[derive(Default)]
 pub(crate) struct Counts {
@@ -96,45 +78,46 @@ pub(crate) struct Counts {
 struct JobContext {
     shared: Arc<Shared>,
     handler: Arc<dyn Handler>,
-    slots: Arc<Mutex<Slots>>,
+    table: Arc<ConnTable<Conn>>,
     waker: Arc<Waker>,
 }
 
 impl JobContext {
-    /// Serves connection `id` until it is parked, closed, or has had its [`MAX_ROUNDS`].
-    fn run(&self, id: usize, mut conn: Conn, mut timed_out: bool) {
+    /// Serves a dispatched connection until it is parked, closed, or has had its [`MAX_ROUNDS`].
+    fn run(&self, d: Dispatch<Conn>) {
+        let Dispatch {
+            id,
+            mut conn,
+            mut peer_closed,
+            mut timed_out,
+        } = d;
         for round in 1..=MAX_ROUNDS {
-            let outcome = conn::on_readable(conn, &self.shared, &*self.handler, timed_out);
+            let outcome = conn::serve(conn, &self.shared, &*self.handler, peer_closed, timed_out);
             timed_out = false;
-            let mut slots = lock(&self.slots);
-            match outcome {
+            let (back, wait, again) = match outcome {
                 Outcome::Closed => {
-                    slots.map.remove(&id);
+                    self.table.remove(id);
                     return;
                 }
-                Outcome::Park { conn: back, again } => {
-                    let Some(slot) = slots.map.get_mut(&id) else {
-                        return;
-                    }; // closed at shutdown
-                    let again = std::mem::take(&mut slot.pending) || again;
-                    let mut back = back;
-                    back.peer_closed |= std::mem::take(&mut slot.peer_closed);
-                    if !again {
-                        slot.parked_at = Instant::now();
-                        slot.conn = Some(back);
-                        return;
+                Outcome::Park { conn, wait, again } => (conn, wait, again),
+            };
+            let may_keep = round < MAX_ROUNDS;
+            if again && may_keep {
+                (conn, peer_closed) = (back, false); // no need for the lock
+                continue;
+            }
+            match self.table.park(id, back, wait, again, may_keep) {
+                AfterPark::Parked { requeued } => {
+                    if requeued && let Err(e) = self.waker.wake() {
+                        log::error!("cannot wake the event loop: {e}");
                     }
-                    if round == MAX_ROUNDS {
-                        slot.conn = Some(back);
-                        slots.ready.push(id);
-                        drop(slots);
-                        if let Err(e) = self.waker.wake() {
-                            log::error!("cannot wake the event loop: {e}");
-                        }
-                        return;
-                    }
-                    conn = back;
+                    return;
                 }
+                AfterPark::Gone(conn) => {
+                    drop(conn); // closed at shutdown
+                    return;
+                }
+                AfterPark::Again(back, closed) => (conn, peer_closed) = (back, closed),
             }
         }
     }
@@ -153,7 +136,7 @@ pub(crate) struct EventLoop {
     shared: Arc<Shared>,
     spawner: Spawner,
     jobs: Arc<JobContext>,
-    slots: Arc<Mutex<Slots>>,
+    table: Arc<ConnTable<Conn>>,
     counts: Counts,
     next_id: usize,
     /// `accept` failed with something other than WouldBlock (e.g. EMFILE): retry after a back-off,
@@ -163,17 +146,8 @@ pub(crate) struct EventLoop {
     last_tick: Instant,
 }
 
-/// The event loop and what its runners share.
-struct Loop {
-    /// The event loop. The lock is the right to run a turn; a turn job holds it for one turn
-    /// (including a wait of at most [`TICK`] in `epoll_wait` when nothing else is queued).
-    state: Mutex<EventLoop>,
-    /// Turns started so far; `serve`'s thread reads it to notice a starved loop.
-    turns: AtomicU64,
-    /// A turn job is queued and has not started yet. If neither that nor a running turn exists
-    /// (the chain was broken, e.g. by a panic inside a turn), `serve`'s thread queues a new one.
-    queued: AtomicBool,
-}
+/// The event loop as a chain of turn jobs (see `src/handoff/turns.rs`).
+type Loop = TurnChain<EventLoop>;
 
 /// Starts the event loop on `pool`, waits until shutdown is requested (running a fallback turn
 /// whenever the loop has been starved of workers for a [`TICK`]), then drains the pool. Returns
@@ -192,30 +166,26 @@ pub(crate) fn serve(
         LISTENER,
         Interest::READABLE,
     )?;
-    let slots = Arc::new(Mutex::new(Slots::default()));
-    let event_loop = Arc::new(Loop {
-        state: Mutex::new(EventLoop {
-            poll,
-            events: Events::with_capacity(1024),
-            listener: Some(listener),
+    let table = Arc::new(ConnTable::default());
+    let event_loop = Arc::new(TurnChain::new(EventLoop {
+        poll,
+        events: Events::with_capacity(1024),
+        listener: Some(listener),
+        shared: Arc::clone(&shared),
+        spawner: pool.spawner(),
+        jobs: Arc::new(JobContext {
             shared: Arc::clone(&shared),
-            spawner: pool.spawner(),
-            jobs: Arc::new(JobContext {
-                shared: Arc::clone(&shared),
-                handler,
-                slots: Arc::clone(&slots),
-                waker,
-            }),
-            slots: Arc::clone(&slots),
-            counts: Counts::default(),
-            next_id: 0,
-            accept_retry_at: None,
-            backoff: Duration::from_millis(5),
-            last_tick: Instant::now(),
+            handler,
+            table: Arc::clone(&table),
+            waker,
         }),
-        turns: AtomicU64::new(0),
-        queued: AtomicBool::new(true),
-    });
+        table: Arc::clone(&table),
+        counts: Counts::default(),
+        next_id: 0,
+        accept_retry_at: None,
+        backoff: Duration::from_millis(5),
+        last_tick: Instant::now(),
+    }));
     let first = Arc::clone(&event_loop);
     if let Err(e) = pool.try_execute(move || turn_job(first)) {
         return Err(io::Error::other(format!(
@@ -224,45 +194,51 @@ pub(crate) fn serve(
     }
     let mut seen = 0;
     while !shared.wait_until_stopping(TICK) {
-        let turns = event_loop.turns.load(Ordering::Relaxed);
-        // No turn started during a whole tick, and none is running: every worker is busy and the
-        // turn job is queued behind them. Run one turn here, without blocking and without serving.
-        if turns == seen
-            && let Some(mut state) = try_lock_state(&event_loop)
-        {
-            if event_loop.queued.load(Ordering::Acquire) {
+        match event_loop.watch(&mut seen) {
+            Watch::Fine => {}
+            Watch::RunHere(mut state) => {
                 log::debug!("event loop starved of workers; running a turn on the serving thread");
                 let _ = state.turn(Duration::ZERO, false);
-            } else {
-                // Marked under the lock, as a turn does, so no turn can see the chain as broken too.
-                event_loop.queued.store(true, Ordering::Release);
-                drop(state);
+            }
+            Watch::Requeue => {
                 log::error!("no event-loop turn running or queued; queueing one");
                 let next = Arc::clone(&event_loop);
                 if let Err(e) = pool.try_execute(move || turn_job(next)) {
-                    event_loop.queued.store(false, Ordering::Release);
+                    event_loop.submit_failed();
                     log::error!("cannot queue an event-loop turn: {e}");
                 }
             }
         }
-        seen = turns;
     }
-    // The next turn closes the listener and the parked connections; in-flight connections see
-    // `stopping`, answer with `Connection: close` and close.
-    let report = pool
-        .shutdown_timeout(shared.config.grace_period)
-        .unwrap_or_default();
-    let mut state = event_loop
-        .state
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    // Idempotent: closes the listener and whatever was parked after the last turn, if any.
+    // Shutdown. The chain of turn jobs ends at the first turn that sees `stopping` (it closes
+    // the listener and the parked connections that are not writing a response). From here this
+    // thread runs the turns, so responses still going out to slow readers keep being dispatched
+    // to the pool, until every connection is done or the grace period is over.
+    let deadline = Instant::now() + shared.config.grace_period;
+    loop {
+        let mut state = event_loop.lock_state();
+        let now = Instant::now();
+        if state.table.is_empty() || now >= deadline {
+            break;
+        }
+        let _ = state.turn(TICK.min(deadline - now), false);
+    }
+    // Jobs still running (a handler that takes its time) get what is left of the grace period.
+    let left = deadline.saturating_duration_since(Instant::now());
+    let report = pool.shutdown_timeout(left).unwrap_or_default();
+    let mut state = event_loop.lock_state();
     state.finish();
+    // Whatever is left now was not done in time: parked writers are closed here, and connections
+    // in jobs that are still running close when those jobs end.
+    let (parked, unfinished) = state.table.clear();
+    drop(parked);
     let counts = std::mem::take(&mut state.counts);
     drop(state);
-    let unfinished = report.still_running + report.still_queued;
     if unfinished > 0 {
-        log::warn!("grace period over: {unfinished} connections still being served");
+        log::warn!(
+            "grace period over: {unfinished} connections closed unfinished ({} jobs still running)",
+            report.still_running
+        );
     } else {
         log::info!("drained; shut down");
     }
@@ -272,32 +248,23 @@ pub(crate) fn serve(
     Ok((counts, unfinished))
 }
 
-/// The event loop's lock if it is free. A turn that panicked while holding it leaves the loop
-/// usable: at worst the connection it was dispatching was dropped (closed), and its slot stays
-/// counted until shutdown.
-fn try_lock_state(event_loop: &Loop) -> Option<std::sync::MutexGuard<'_, EventLoop>> {
-    match event_loop.state.try_lock() {
-        Ok(state) => Some(state),
-        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-        Err(TryLockError::WouldBlock) => None,
-    }
-}
-
 /// A turn as a pool job: runs one turn, queues the next turn's job unless shutting down, then
 /// serves the connection the turn kept for this worker, if any. (Serving it here rather than
 /// handing it to an idle worker keeps the hand-off off the request's path: measured at one
 /// connection, the alternative of polling on while sleepers serve cut context switches from 13.4
 /// to 3.3 per request with 4 workers but lowered requests/s from 52k to 41k.)
 fn turn_job(event_loop: Arc<Loop>) {
-    let mut state = event_loop
-        .state
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    event_loop.turns.fetch_add(1, Ordering::Relaxed);
-    event_loop.queued.store(false, Ordering::Release);
+    let mut turn = event_loop.begin();
     #[cfg(test)]
     if PANIC_IN_NEXT_TURN.swap(false, Ordering::Relaxed) {
         panic!("injected fault: an event-loop turn panicked");
+    }
+    let state = turn.state();
+    if state.shared.stopping() {
+        // The chain ends here; `serve`'s thread runs the turns of the drain.
+        state.finish();
+        turn.end(false);
+        return;
     }
     let timeout = if state.spawner.jobs_may_be_waiting() {
         Duration::ZERO // never hold a worker in `epoll_wait` ahead of queued work
@@ -308,28 +275,23 @@ fn turn_job(event_loop: Arc<Loop>) {
     let stopping = state.shared.stopping();
     if stopping {
         state.finish(); // shutdown came during this turn: stop accepting now, not after the drain
-    } else {
-        // Under the lock: `serve`'s thread, which reads it under the lock, never sees a gap
-        // between this turn and the next one's job and queues a second chain.
-        event_loop.queued.store(true, Ordering::Release);
     }
     let (spawner, jobs) = (state.spawner.clone(), Arc::clone(&state.jobs));
-    drop(state);
+    turn.end(!stopping);
     if !stopping {
         let next = Arc::clone(&event_loop);
         match spawner.try_execute(move || turn_job(next)) {
             Ok(()) => {}
-            // Refused only once shutdown is under way (`serve` closes the pool after `stopping`
-            // is set; its queue has room for every connection plus this job): `serve` finishes.
-            Err(ExecuteError::ShutDown(_)) => event_loop.queued.store(false, Ordering::Release),
+            // Refused only once shutdown is under way: `serve`'s thread runs the turns.
+            Err(ExecuteError::ShutDown(_)) => event_loop.submit_failed(),
             Err(e) => {
                 log::error!("cannot queue the next event-loop turn ({e}); running it here");
                 e.into_inner()();
             }
         }
     }
-    if let Some((id, conn)) = kept {
-        jobs.run(id, conn, false);
+    if let Some(kept) = kept {
+        jobs.run(kept);
     }
 }
 
@@ -337,31 +299,30 @@ impl EventLoop {
     /// One turn: waits at most `timeout` for readiness, accepts, dispatches ready connections as
     /// jobs, and checks deadlines. With `keep_one`, the first ready connection is not dispatched
     /// but returned, for the calling worker to serve itself (one hand-off fewer per turn). Once
-    /// shutdown has been requested it instead closes the listener and the parked connections.
-    fn turn(&mut self, timeout: Duration, keep_one: bool) -> Option<(usize, Conn)> {
+    /// shutdown has been requested it first closes the listener and the idle connections
+    /// ([`EventLoop::finish`]) and then goes on serving the responses still going out.
+    fn turn(&mut self, timeout: Duration, keep_one: bool) -> Option<Dispatch<Conn>> {
         if self.shared.stopping() {
             self.finish();
-            return None;
         }
-        let mut kept: Option<(usize, Conn)> = None;
+        let mut kept: Option<Dispatch<Conn>> = None;
         match self.poll.poll(&mut self.events, Some(timeout)) {
             Ok(()) => {
                 // Moved out while it is iterated (the handlers below need `&mut self`); an empty
                 // `Events` allocates nothing, and the real one goes back after the loop.
                 let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
                 for event in &events {
-                    let closed = event.is_read_closed() || event.is_error();
                     match event.token() {
                         LISTENER => self.accept_all(),
                         WAKER => {}
                         Token(id) => {
-                            let Some(ready) = self.on_ready(id, closed) else {
+                            let Some(ready) = self.table.on_ready(id, readiness(event)) else {
                                 continue;
                             };
                             if keep_one && kept.is_none() {
                                 kept = Some(ready);
                             } else {
-                                self.dispatch(ready.0, ready.1, false);
+                                self.dispatch(ready);
                             }
                         }
                     }
@@ -374,13 +335,19 @@ impl EventLoop {
                 self.shared.fail(e);
             }
         }
-        self.dispatch_ready();
+        for d in self.table.take_requeued() {
+            self.dispatch(d);
+        }
         if self.accept_retry_at.is_some_and(|t| Instant::now() >= t) {
             self.accept_all();
         }
         if self.last_tick.elapsed() >= TICK {
             self.last_tick = Instant::now();
-            self.expire(self.last_tick);
+            let (closed, due) = self.table.expire(self.last_tick);
+            drop(closed);
+            for d in due {
+                self.dispatch(d);
+            }
         }
         kept
     }
@@ -397,11 +364,6 @@ impl EventLoop {
                     if self.shared.stopping() {
                         return;
                     }
-                    if lock(&self.slots).map.len() >= self.shared.config.max_connections {
-                        self.counts.rejected += 1;
-                        refuse(stream, peer);
-                        continue;
-                    }
                     if let Err(e) = stream
                         .set_nonblocking(true)
                         .and_then(|()| stream.set_nodelay(true))
@@ -409,29 +371,27 @@ impl EventLoop {
                         log::debug!("{peer}: cannot configure socket: {e}");
                         continue;
                     }
+                    if self.table.len() >= self.shared.config.max_connections {
+                        self.counts.rejected += 1;
+                        refuse(stream, peer);
+                        continue;
+                    }
                     let id = self.next_id;
                     self.next_id = self.next_id.wrapping_add(1) % (usize::MAX - 2);
+                    let fd = stream.as_raw_fd();
                     // Insert before registering: the first readiness event must find the slot.
-                    let slot = Slot {
-                        conn: Some(Conn::new(stream, peer)),
-                        pending: false,
-                        peer_closed: false,
-                        parked_at: Instant::now(),
-                    };
-                    let mut slots = lock(&self.slots);
-                    let fd = slot.conn.as_ref().map(|c| c.stream.as_raw_fd());
-                    slots.map.insert(id, slot);
-                    drop(slots);
-                    let registered = fd.map(|fd| {
-                        self.poll.registry().register(
-                            &mut SourceFd(&fd),
-                            Token(id),
-                            Interest::READABLE,
-                        )
-                    });
-                    if let Some(Err(e)) = registered {
+                    let wait = Conn::first_wait(&self.shared);
+                    self.table.insert(id, Conn::new(stream, peer), wait);
+                    // Both kinds, once, edge-triggered: a connection is never re-registered.
+                    // Writability is reported only after a write came back short, and a slot
+                    // ignores the kind it is not waiting for (see `ConnTable::on_ready`).
+                    if let Err(e) = self.poll.registry().register(
+                        &mut SourceFd(&fd),
+                        Token(id),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
                         log::warn!("{peer}: cannot register connection: {e}");
-                        lock(&self.slots).map.remove(&id);
+                        drop(self.table.remove(id));
                         continue;
                     }
                     self.counts.connections += 1;
@@ -449,106 +409,50 @@ impl EventLoop {
         }
     }
 
-    /// A readiness event: returns the connection, taken out of its slot, if it is parked; else
-    /// notes the event for the worker that has it. `closed`: the peer has shut down its side (or
-    /// the socket failed). With edge-triggered readiness this is said once, possibly together with
-    /// the last data, so it is carried to the worker, which then reads on to the end instead of
-    /// stopping at a short read.
-    fn on_ready(&mut self, id: usize, closed: bool) -> Option<(usize, Conn)> {
-        let mut slots = lock(&self.slots);
-        let slot = slots.map.get_mut(&id)?;
-        match slot.conn.take() {
-            Some(mut conn) => {
-                conn.peer_closed |= closed;
-                Some((id, conn))
-            }
-            None => {
-                slot.pending = true;
-                slot.peer_closed |= closed;
-                None
-            }
-        }
-    }
-
-    /// Dispatches the connections that workers handed back after their [`MAX_ROUNDS`].
-    fn dispatch_ready(&mut self) {
-        let ready = std::mem::take(&mut lock(&self.slots).ready);
-        self.dispatch_parked(ready, false);
-    }
-
-    /// Dispatches those of `ids` that are still parked (a worker may have taken one meanwhile).
-    fn dispatch_parked(&mut self, ids: Vec<usize>, timed_out: bool) {
-        if ids.is_empty() {
-            return;
-        }
-        let mut slots = lock(&self.slots);
-        let conns: Vec<(usize, Conn)> = ids
-            .into_iter()
-            .filter_map(|id| Some((id, slots.map.get_mut(&id)?.conn.take()?)))
-            .collect();
-        drop(slots);
-        for (id, conn) in conns {
-            self.dispatch(id, conn, timed_out);
-        }
-    }
-
     /// Hands a connection to the pool. Never blocks: the pool's queue holds `max_connections` jobs
     /// plus the next turn, and each connection is in it at most once.
-    fn dispatch(&mut self, id: usize, conn: Conn, timed_out: bool) {
+    fn dispatch(&mut self, d: Dispatch<Conn>) {
         let jobs = Arc::clone(&self.jobs);
-        if let Err(e) = self
-            .spawner
-            .try_execute(move || jobs.run(id, conn, timed_out))
-        {
+        let id = d.id;
+        if let Err(e) = self.spawner.try_execute(move || jobs.run(d)) {
             // Only at shutdown (or if the bound were wrong): the job, and the socket in it, is
             // dropped, which closes the connection.
             log::warn!("connection dropped: {e}");
             drop(e.into_inner());
-            lock(&self.slots).map.remove(&id);
+            self.table.remove(id);
         }
     }
 
-    /// Closes idle connections past the keep-alive timeout; dispatches those past the header
-    /// deadline for a 408.
-    fn expire(&mut self, now: Instant) {
-        let cfg = &self.shared.config;
-        let mut late = Vec::new();
-        let mut slots = lock(&self.slots);
-        slots.map.retain(|&id, slot| {
-            let Some(conn) = &slot.conn else { return true };
-            match conn.first_byte {
-                Some(first) if conn.has_partial() => {
-                    if now >= first + cfg.header_timeout {
-                        late.push(id);
-                    }
-                    true
-                }
-                _ => now < slot.parked_at + cfg.keep_alive_timeout,
-            }
-        });
-        drop(slots);
-        self.dispatch_parked(late, true);
-    }
-
     /// Once shutdown is requested: stops accepting (closes the listener) and closes every parked
-    /// connection, which has no request in flight. Idempotent.
+    /// connection that is not writing a response. Idempotent; each later call closes what was
+    /// parked since (a worker that saw `stopping` too late, a writer that finished).
     fn finish(&mut self) {
-        let Some(listener) = self.listener.take() else {
-            // Already done; close whatever a worker parked since (it saw `stopping` too late).
-            lock(&self.slots).map.retain(|_, s| s.conn.is_none());
-            return;
+        let first = if let Some(listener) = self.listener.take() {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&listener.as_raw_fd()));
+            true
+        } else {
+            false
         };
-        let _ = self
-            .poll
-            .registry()
-            .deregister(&mut SourceFd(&listener.as_raw_fd()));
-        drop(listener);
-        let mut slots = lock(&self.slots);
-        let parked = slots.map.values().filter(|s| s.conn.is_some()).count();
-        slots.map.retain(|_, s| s.conn.is_none());
-        let in_flight = slots.map.len();
-        drop(slots);
-        log::info!("draining: closed {parked} idle connections, {in_flight} in flight");
+        let (closed, left) = self.table.close_parked();
+        if first {
+            log::info!(
+                "draining: closed {} idle connections, {left} in flight",
+                closed.len()
+            );
+        }
+    }
+}
+
+/// What a readiness event means for a connection.
+fn readiness(event: &Event) -> Ready {
+    let failed = event.is_error();
+    Ready {
+        read: event.is_readable() || event.is_read_closed() || failed,
+        write: event.is_writable() || event.is_write_closed() || failed,
+        peer_closed: event.is_read_closed() || failed,
     }
 }
 
