@@ -83,6 +83,9 @@ stop_pids() {
     PIDS=("${keep[@]}")
 }
 
+# Default server flags: no POOLSERVE_* variable from the caller's environment reaches the server.
+for v in $(compgen -e | grep '^POOLSERVE_' || true); do unset "$v"; done
+
 log "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown); loadavg at start: $(cat /proc/loadavg)"
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 # Other work on the machine: the top CPU users over one second (command names only).
@@ -237,6 +240,8 @@ run_one() {
 # --- machine and run description ---------------------------------------------------------------
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml 2>/dev/null || COMMIT="$COMMIT (+ uncommitted changes in src/ or Cargo.toml)"
+# The last commit that changed the server's source (a merge of main shows main's commit here).
+SRC_COMMIT="$(git -C "$ROOT" log -1 --format=%h -- src Cargo.toml Cargo.lock 2>/dev/null || echo unknown)"
 
 i=0
 for attack in $ATTACKS; do
@@ -253,7 +258,7 @@ RUNTIME=$(( $(date +%s) - T_START ))
 python3 - "$RAW/meta.json" <<EOF
 import json, sys
 json.dump({
-    "commit": "$COMMIT",
+    "commit": "$COMMIT", "src_commit": "$SRC_COMMIT",
     "started": "$STARTED", "ended": "$ENDED", "runtime_s": $RUNTIME,
     "loadavg_start": "$LOAD_START", "loadavg_end": "$LOAD_END",
     "busy_start": "$BUSY_START", "busy_end": "$BUSY_END",

@@ -258,6 +258,19 @@ def rss_kib(pid):
     return 0
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of one process so far."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def nfds(pid):
     try:
         return len(os.listdir("/proc/%d/fd" % pid))
@@ -302,6 +315,7 @@ def cmd_sample(a):
                 "rss_kib": sum(x for x in rss if x),
                 "fds": sum(x for x in fds if x),
                 "processes": len(pids),
+                "cpu_s": round(sum(cpu_s(p) for p in pids), 2),
                 "established": socks["established"],
                 "close_wait": socks["close_wait"],
             }
@@ -440,7 +454,17 @@ def cmd_report(a):
             run["server_died"] = any(s.get("dead") for s in samples)
             lo, hi = meta.get("ramp_seconds", 0), meta.get("probe_end", 0)
             during = [s["established"] for s in live if lo <= s["t"] <= hi]
+            est = [(s["t"], s["established"]) for s in live]
+            peak_t, peak_n = max(est, key=lambda x: x[1]) if est else (None, None)
+            half_t = next((t for t, n in est if peak_t is not None and t > peak_t and n * 2 < peak_n), None)
+            cpus = [s["cpu_s"] for s in live if "cpu_s" in s]
             run["resources"] = {
+                "cpu_s": round(cpus[-1] - cpus[0], 2) if len(cpus) >= 2 else None,
+                "established_peak": peak_n,
+                "established_peak_at_s": peak_t,
+                "established_below_half_at_s": half_t,
+                "established_at_end": est[-1][1] if est else None,
+                "sampled_s": live[-1]["t"] if live else None,
                 "established_during_probe_min": min(during, default=None),
                 "established_during_probe_max": max(during, default=None),
                 "rss_start_kib": live[0]["rss_kib"] if live else None,
@@ -470,10 +494,11 @@ def cmd_report(a):
     L.append("# Slow-client attacks: poolserve and nginx side by side")
     L.append("")
     L.append(
-        "Written by `benches/load/attack.sh` (do not edit by hand). Commit `%s`, run %s → %s, "
+        "Written by `benches/load/attack.sh` (do not edit by hand). Commit `%s`%s, run %s → %s, "
         "%s s of script; machine: %s cores (%s), %s; `/proc/loadavg` at start `%s`, at end `%s`."
         % (
             meta.get("commit", "?"),
+            " (last change to `src/`: `%s`)" % meta["src_commit"] if meta.get("src_commit") else "",
             meta.get("started", "?"),
             meta.get("ended", "?"),
             meta.get("runtime_s", "?"),
@@ -518,16 +543,17 @@ def cmd_report(a):
     L.append("")
     L.append(
         "| attack | server | fresh `GET /`: requests | failed | p50 | p99 | max | RSS max | fds max "
-        "| server-side sockets established: max / during the probe | server up after attack |"
+        "| server-side sockets established: max / during the probe | server CPU during the attack | server up after attack |"
     )
-    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in runs:
         p = r["probe"] or {}
         res = r["resources"]
         rec = r["run"].get("recovered_after_s")
         rec_t = "died" if r["server_died"] else ("%.1f s" % rec if rec is not None else "no (%s s)" % r["run"].get("recovery_limit_s", "?"))
+        cpu = res.get("cpu_s")
         L.append(
-            "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |"
+            "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |"
             % (
                 ATTACK_TITLES.get(r["attack"], r["attack"]),
                 "**%s**" % r["server"] if r["server"] == "poolserve" else r["server"],
@@ -544,6 +570,7 @@ def cmd_report(a):
                     res["established_during_probe_min"],
                     res["established_during_probe_max"],
                 ),
+                "–" if cpu is None else "%.1f s" % cpu,
                 rec_t,
             )
         )
@@ -574,6 +601,16 @@ def cmd_report(a):
         parts = []
         for mode, s in sorted(r["slowhttptest"].items()):
             parts.append(conn_text("`-%s`" % mode, s))
+        res = r["resources"]
+        if res.get("established_peak") is not None:
+            t = "server side (sampled every 0.5 s from the attack's start): peak %d established sockets at t=%.0fs" % (
+                res["established_peak"],
+                res["established_peak_at_s"],
+            )
+            if res["established_below_half_at_s"] is not None:
+                t += ", below half of that from t=%.0fs" % res["established_below_half_at_s"]
+            t += ", %d at t=%.0fs" % (res["established_at_end"], res["sampled_s"])
+            parts.append(t)
         h = r["hold"]
         if h:
             st = ", ".join("%s: %d" % kv for kv in sorted(h["statuses"].items()))
