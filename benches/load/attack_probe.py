@@ -396,7 +396,8 @@ def slowhttp_summary(csv_path, attack_start_offset=0.0):
         "first_close_at_s": first_close,
         "half_closed_at_s": half_closed,
         "probe_available_seconds": sum(1 for r in rows if r["available"]),
-        "timeline": [[r["s"], r["connected"], r["closed"], r["pending"]] for r in rows],
+        # [second, connected, closed, pending, slowhttptest's probe saw the service up (1/0)]
+        "timeline": [[r["s"], r["connected"], r["closed"], r["pending"], int(r["available"])] for r in rows],
     }
 
 
@@ -472,8 +473,9 @@ def cmd_report(a):
                 "fds_max": max((s["fds"] for s in live), default=None),
                 "established_max": max((s["established"] for s in live), default=None),
                 "close_wait_max": max((s["close_wait"] for s in live), default=None),
+                # [t s, RSS KiB, fds, established, close_wait, CPU s so far]
                 "timeline": [
-                    [s["t"], s["rss_kib"], s["fds"], s["established"], s["close_wait"]]
+                    [s["t"], s["rss_kib"], s["fds"], s["established"], s["close_wait"], s.get("cpu_s")]
                     for s in live[:: max(1, len(live) // 60)]
                 ],
             }
