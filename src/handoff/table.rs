@@ -1,6 +1,6 @@
 //! [`ConnTable`]: who owns each connection, and what a parked connection waits for.
 //!
-//! A connection is always in exactly one place: *parked* in its [`Slot`] (the event loop watches
+//! A connection is always in exactly one place: *parked* in its slot (the event loop watches
 //! it) or *dispatched* (moved into exactly one job, which serves it). Every rule below is one
 //! method, and every method is one critical section of the table's lock, which is never held
 //! while a connection is served or any I/O is done.
@@ -11,7 +11,7 @@
 //!   the other kind is ignored: a worker always reads before it waits for readability again and
 //!   only waits for writability after a write came back short, so nothing it needs is lost.
 //! * Readiness that arrives while the connection is dispatched is remembered
-//!   ([`Slot::pending`]); [`ConnTable::park`] checks it under the same lock and hands the
+//!   (the slot's `pending`); [`ConnTable::park`] checks it under the same lock and hands the
 //!   connection straight back instead of parking it, so no wake-up is lost to the race between a
 //!   worker's last read (or write) and its parking.
 //! * Each parked connection has a deadline; [`ConnTable::expire`] closes it or dispatches it to be
