@@ -88,6 +88,9 @@ pub struct Cli {
     /// Serve an HTML listing for directories without index.html
     #[arg(long, env = "POOLSERVE_LIST_DIRS", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub list_dirs: bool,
+    /// Never send FILE.br or FILE.gz in place of FILE, even to clients that accept br or gzip
+    #[arg(long, env = "POOLSERVE_NO_PRECOMPRESSED", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub no_precompressed: bool,
     /// Do not log a line per request
     #[arg(long, env = "POOLSERVE_NO_ACCESS_LOG", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub no_access_log: bool,

@@ -51,7 +51,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let mut files = match StaticFiles::new(root) {
-        Ok(files) => files.list_dirs(cli.list_dirs),
+        Ok(files) => files
+            .list_dirs(cli.list_dirs)
+            .precompressed(!cli.no_precompressed),
         Err(e) => {
             eprintln!("poolserve: cannot serve {}: {e}", root.display());
             return ExitCode::from(2);
