@@ -46,6 +46,9 @@ pub struct Cli {
     /// Port to listen on, with the host of --bind (0 picks a free port) [default: --bind's port]
     #[arg(short, long, value_name = "PORT", env = "POOLSERVE_PORT")]
     pub port: Option<u16>,
+    /// Set SO_REUSEPORT, so that a new poolserve can listen on the same address before this one is stopped
+    #[arg(long, env = "POOLSERVE_REUSE_PORT", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub reuse_port: bool,
     /// Directory to serve [default: public]
     #[arg(long, value_name = "DIR", env = "POOLSERVE_ROOT")]
     pub root: Option<PathBuf>,
