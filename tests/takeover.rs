@@ -161,8 +161,8 @@ os.execv(sys.argv[2], sys.argv[2:])
             .args([path_str(&site.root), "--bind", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut child = KillOnDrop(cmd.spawn().unwrap());
+        let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
         let mut port = String::new();
         stdout.read_line(&mut port).unwrap();
         let passed: u16 = port.trim().parse().unwrap();
@@ -177,8 +177,17 @@ os.execv(sys.argv[2], sys.argv[2:])
             );
         }
         assert_eq!(get(addr, "/hello.txt").text(), "hello, world\n", "{whose}");
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(child);
+    }
+}
+
+/// A child process killed and reaped when dropped, also when a test fails.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -322,8 +331,54 @@ fn load(addr: SocketAddr, until: Instant) -> Tally {
     tally
 }
 
+/// Size of the file a slow reader is still downloading from the old process when it is stopped.
+const BIG: usize = 16 << 20;
+
+/// Downloads `/big.bin` (`BIG` bytes, byte `i` being `i % 251`) from `addr`, reading about 4 MiB a
+/// second, so that the response is still being written when the process is told to stop. Its
+/// length on success; any short, torn or wrong response is an error.
+fn slow_download(mut s: TcpStream) -> Result<usize, String> {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            other => return Err(format!("head: {other:?} after {head:?}")),
+        }
+        if head.len() > 16 * 1024 {
+            return Err("head too long".into());
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    if !head.starts_with("http/1.1 200 ") || !head.contains(&format!("content-length: {BIG}\r\n")) {
+        return Err(format!("unexpected head: {head}"));
+    }
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    while got < BIG {
+        let want = buf.len().min(BIG - got);
+        let n = match s.read(&mut buf[..want]) {
+            Ok(0) => return Err(format!("torn: EOF after {got} of {BIG} bytes")),
+            Ok(n) => n,
+            Err(e) => return Err(format!("torn: {e} after {got} of {BIG} bytes")),
+        };
+        if let Some(i) = (0..n).find(|&i| usize::from(buf[i]) != (got + i) % 251) {
+            return Err(format!("wrong byte at {}", got + i));
+        }
+        got += n;
+        if got % (256 * 1024) < n {
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+    Ok(got)
+}
+
 /// The takeover: process A serves `who.txt` = `A` with `--reuse-port`; a client thread sends
-/// requests back to back for 3 s; after 1 s process B (`who.txt` = `B`) starts on the same port
+/// requests back to back for 3 s, and another downloads a 16 MiB file from A slowly (so a response
+/// is being written when A is stopped: it must arrive whole, which an abrupt exit would not do); after 1 s process B (`who.txt` = `B`) starts on the same port
 /// with `--reuse-port`, and once it is listening A gets SIGTERM, stops accepting, drains and exits
 /// 0. Every request gets a complete response (from A before, from B after), none fails; the
 /// re-sends allowed by [`load`]'s rules are counted and printed.
@@ -331,6 +386,8 @@ fn load(addr: SocketAddr, until: Instant) -> Tally {
 fn a_new_process_takes_over_the_port_under_keep_alive_load() {
     let a_site = Site::new();
     let b_site = Site::new();
+    let big: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
+    std::fs::write(a_site.root.join("big.bin"), big).unwrap();
     std::fs::write(a_site.root.join("who.txt"), "A").unwrap();
     std::fs::write(b_site.root.join("who.txt"), "B").unwrap();
     let mut a = Proc::start(poolserve().args([
@@ -346,6 +403,9 @@ fn a_new_process_takes_over_the_port_under_keep_alive_load() {
     let addr = a.addr;
     let start = Instant::now();
     let client = std::thread::spawn(move || load(addr, start + Duration::from_secs(3)));
+    // Connected while A is the only listener, so A serves it; still reading when A is stopped.
+    let slow = TcpStream::connect(addr).unwrap();
+    let slow = std::thread::spawn(move || (slow_download(slow), start.elapsed()));
     std::thread::sleep(Duration::from_secs(1));
     let b = Proc::start(
         poolserve()
@@ -360,10 +420,24 @@ fn a_new_process_takes_over_the_port_under_keep_alive_load() {
             .env("POOLSERVE_REUSE_PORT", "1"),
     );
     assert_eq!(b.addr, addr);
+    let sigterm_at = start.elapsed();
     let a_status = a.terminate(Duration::from_secs(10));
-    let stopped_at = start.elapsed();
+    let exited_at = start.elapsed();
     let tally = client.join().unwrap();
-    eprintln!("A stopped {stopped_at:?} after the load began; {tally:?}");
+    let (slow, slow_done_at) = slow.join().unwrap();
+    eprintln!(
+        "SIGTERM to A at {sigterm_at:?}, A exited at {exited_at:?}; {tally:?}; \
+         slow download: {slow:?}, done at {slow_done_at:?}"
+    );
+    assert_eq!(
+        slow,
+        Ok(BIG),
+        "the response being written when A was stopped"
+    );
+    assert!(
+        slow_done_at > sigterm_at,
+        "the slow download ended before SIGTERM: it proves nothing about the drain"
+    );
     assert!(a_status.success(), "A did not drain cleanly: {a_status}");
     assert!(tally.failures.is_empty(), "{tally:?}");
     assert!(tally.from_a > 10, "A served too little: {tally:?}");
