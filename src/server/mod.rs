@@ -24,6 +24,10 @@
 //!   [`Config::max_buffered_body`] for the whole server.
 //! * **Accept errors** (`ECONNABORTED`, `EMFILE`, …) are logged and retried with a back-off; none
 //!   stops the server.
+//! * **Listening.** [`ServerBuilder::bind`] binds an address, with `SO_REUSEPORT` if
+//!   [`ServerBuilder::reuse_port`] is on (so that a new process can listen beside an old one
+//!   during a restart); [`ServerBuilder::listener`] takes a socket already listening instead, such
+//!   as one passed by systemd's socket activation.
 //! * **Shutdown** ([`ShutdownHandle::shutdown`]): the event loop stops accepting and closes the
 //!   connections that have no complete request; every request fully received is answered (with
 //!   `Connection: close`), and responses still going out to slow readers keep being written, all
