@@ -46,6 +46,9 @@ pub struct Cli {
     /// Port to listen on, with the host of --bind (0 picks a free port) [default: --bind's port]
     #[arg(short, long, value_name = "PORT", env = "POOLSERVE_PORT")]
     pub port: Option<u16>,
+    /// Set SO_REUSEPORT, so that a new poolserve can listen on the same address before this one is stopped
+    #[arg(long, env = "POOLSERVE_REUSE_PORT", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub reuse_port: bool,
     /// Directory to serve [default: public]
     #[arg(long, value_name = "DIR", env = "POOLSERVE_ROOT")]
     pub root: Option<PathBuf>,
@@ -88,6 +91,9 @@ pub struct Cli {
     /// Serve an HTML listing for directories without index.html
     #[arg(long, env = "POOLSERVE_LIST_DIRS", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub list_dirs: bool,
+    /// Never send FILE.br or FILE.gz in place of FILE, even to clients that accept br or gzip
+    #[arg(long, env = "POOLSERVE_NO_PRECOMPRESSED", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub no_precompressed: bool,
     /// Do not log a line per request
     #[arg(long, env = "POOLSERVE_NO_ACCESS_LOG", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub no_access_log: bool,

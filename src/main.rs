@@ -40,6 +40,14 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(code).unwrap_or(2));
         }
     };
+    // Before any thread starts: reading the passed sockets clears their variables.
+    let inherited = match inherited_listener() {
+        Ok(inherited) => inherited,
+        Err(e) => {
+            eprintln!("poolserve: {e}");
+            return ExitCode::from(2);
+        }
+    };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = &settings.cli;
     check_open_file_limit(cli.max_connections);
@@ -51,7 +59,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let mut files = match StaticFiles::new(root) {
-        Ok(files) => files.list_dirs(cli.list_dirs),
+        Ok(files) => files
+            .list_dirs(cli.list_dirs)
+            .precompressed(!cli.no_precompressed),
         Err(e) => {
             eprintln!("poolserve: cannot serve {}: {e}", root.display());
             return ExitCode::from(2);
@@ -65,8 +75,16 @@ fn main() -> ExitCode {
         ..Limits::default()
     };
     let secs = Duration::from_secs;
-    let server = match Server::builder()
+    let mut builder = Server::builder()
         .bind(settings.bind.clone())
+        .reuse_port(cli.reuse_port);
+    if let Some(listener) = inherited {
+        log::info!(
+            "serving on the socket passed by the service manager (LISTEN_FDS); --bind and --reuse-port are not used"
+        );
+        builder = builder.listener(listener);
+    }
+    let server = match builder
         .threads(cli.threads)
         .max_connections(cli.max_connections)
         .limits(limits)
@@ -110,6 +128,42 @@ fn main() -> ExitCode {
             eprintln!("poolserve: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The listening socket passed by systemd's socket activation (or anything speaking its protocol,
+/// like `systemd-socket-activate` and `systemfd`): when `LISTEN_FDS` is set and `LISTEN_PID` is
+/// this process, the first passed descriptor (fd 3) must be a listening TCP socket, and is used
+/// instead of binding. `LISTEN_PID` naming another process (the variables were inherited by
+/// mistake) means nothing was passed to this one. Reading them unsets both variables.
+fn inherited_listener() -> Result<Option<std::net::TcpListener>, String> {
+    let Some(count) = std::env::var_os("LISTEN_FDS") else {
+        return Ok(None);
+    };
+    let pid = std::env::var("LISTEN_PID").ok();
+    if pid.as_deref().and_then(|p| p.parse::<u32>().ok()) != Some(std::process::id()) {
+        // Not meant for this process (or no LISTEN_PID at all, which systemd always sets).
+        return Ok(None);
+    }
+    let mut fds = listenfd::ListenFd::from_env();
+    if fds.len() == 0 {
+        return Err(format!(
+            "LISTEN_FDS={} names no socket to serve on",
+            count.to_string_lossy()
+        ));
+    }
+    if fds.len() > 1 {
+        eprintln!(
+            "poolserve: {} sockets were passed (LISTEN_FDS); serving on the first only",
+            fds.len()
+        );
+    }
+    match fds.take_tcp_listener(0) {
+        Ok(Some(listener)) => Ok(Some(listener)),
+        Ok(None) => Err("the socket passed as fd 3 (LISTEN_FDS) is not available".into()),
+        Err(e) => Err(format!(
+            "the socket passed as fd 3 (LISTEN_FDS) is not a listening TCP socket: {e}"
+        )),
     }
 }
 

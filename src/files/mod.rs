@@ -30,12 +30,25 @@
 //!    `Range: bytes=…` → `206` with `Content-Range`, or `416` when unsatisfiable; `If-Range` that
 //!    does not match the current validator serves the whole file. The body is streamed from the open
 //!    file, so memory does not grow with file size.
+//!
+//!    **Precompressed siblings** ([`StaticFiles::precompressed`], on by default). When the client's
+//!    `Accept-Encoding` takes `br` or `gzip` (weights honoured, `br;q=0` refuses brotli, `*` stands
+//!    for the codings not named, `br` before `gzip` at equal weight; no field means no coding) and
+//!    `FILE.br` or `FILE.gz` is a regular file beside `FILE`, no older than it, that sibling is sent
+//!    instead: `Content-Encoding: br`/`gzip`, `FILE`'s `Content-Type`, its own `ETag` (`-br`/`-gz`
+//!    inside the quotes) and `Last-Modified`; preconditions and ranges apply to the encoded bytes.
+//!    The sibling is opened exactly as a requested file is (step 3), so one that is a symlink out of
+//!    the root is never sent, and there is a sibling only for a `FILE` that is served itself (never
+//!    for a hidden or absent one). Every answer for a file that has a usable sibling — the
+//!    unencoded one, `206`, `304`, `412` and `416` too — carries `Vary: Accept-Encoding`. A request
+//!    for `/FILE.br` itself gets that file as it is, without `Content-Encoding`.
 //! 6. **Not found** is `404` with the root's `404.html` when there is one.
 //! 7. **Out of resources.** When opening or reading a file or directory fails for want of file
 //!    descriptors or memory (`EMFILE`, `ENFILE`, `ENOMEM`), the answer is `503` with
 //!    `Retry-After: 1` — the file may well exist — and a warning is logged (target
 //!    `poolserve::files`), at most one a second, with a count of the ones left out.
 
+mod encoding;
 mod resolve;
 
 pub use resolve::{ResolveError, Resolved, percent_encode_into, resolve};
@@ -71,6 +84,8 @@ pub struct StaticFiles {
     list_dirs: bool,
     serve_hidden: bool,
     cache_control: Option<String>,
+    /// Serve `FILE.br` / `FILE.gz` for `FILE` to clients that accept them.
+    precompressed: bool,
     /// Limits the warnings logged when the process runs out of file descriptors or memory.
     exhausted_warnings: Arc<RateLimit>,
 }
@@ -96,6 +111,7 @@ impl StaticFiles {
             list_dirs: false,
             serve_hidden: false,
             cache_control: None,
+            precompressed: true,
             exhausted_warnings: Arc::new(RateLimit::new(Duration::from_secs(1))),
         })
     }
@@ -124,6 +140,23 @@ impl StaticFiles {
     /// ```
     pub fn cache_control(mut self, value: impl Into<String>) -> StaticFiles {
         self.cache_control = Some(value.into());
+        self
+    }
+
+    /// Serve precompressed siblings: for `FILE`, a client whose `Accept-Encoding` takes `br` or
+    /// `gzip` gets `FILE.br` or `FILE.gz` when that is a regular file inside the root no older than
+    /// `FILE`, with `Content-Encoding`, `FILE`'s `Content-Type` and an `ETag` of its own. Every
+    /// answer for a file that has such a sibling carries `Vary: Accept-Encoding`. Default is on;
+    /// see the [module docs](self) (step 5) for the rules.
+    ///
+    /// ```no_run
+    /// use poolserve::files::StaticFiles;
+    ///
+    /// let files = StaticFiles::new("public")?.precompressed(false); // always the file as it is
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn precompressed(mut self, on: bool) -> StaticFiles {
+        self.precompressed = on;
         self
     }
 
@@ -200,19 +233,19 @@ impl StaticFiles {
         Ok((File::open(&canon)?, joined))
     }
 
-    /// Opens `<dir>/index.html` and returns it with its metadata and path, if it is a regular file
+    /// Opens `<dir>/index.html` and returns it with its metadata, if it is a regular file
     /// inside the root. `Ok(None)` for every other outcome (absent, `dir` not a directory, a
     /// directory or other non-file named `index.html`, a symlink leaving the root, unreadable): the
     /// caller then falls back to looking at `dir` itself, which decides the answer exactly as
     /// before. `Err` when the process is out of file descriptors or memory.
-    fn open_index(&self, dir: &Path) -> Result<Option<(File, fs::Metadata, PathBuf)>, io::Error> {
-        let (file, path) = match self.open_contained(&dir.join("index.html")) {
+    fn open_index(&self, dir: &Path) -> Result<Option<(File, fs::Metadata)>, io::Error> {
+        let (file, _) = match self.open_contained(&dir.join("index.html")) {
             Ok(opened) => opened,
             Err(OpenFailure::Absent) => return Ok(None),
             Err(OpenFailure::Exhausted(e)) => return Err(e),
         };
         match file.metadata() {
-            Ok(meta) if meta.is_file() => Ok(Some((file, meta, path))),
+            Ok(meta) if meta.is_file() => Ok(Some((file, meta))),
             Err(e) if is_exhaustion(&e) => Err(e),
             _ => Ok(None),
         }
@@ -251,8 +284,9 @@ impl StaticFiles {
         // below, so what is answered never depends on this shortcut.
         if resolved.trailing_slash {
             match self.open_index(&resolved.path) {
-                Ok(Some((index, index_meta, index_path))) => {
-                    return self.serve_file(req, index, &index_meta, &index_path);
+                Ok(Some((index, index_meta))) => {
+                    let rel = resolved.path.join("index.html");
+                    return self.serve_file(req, index, &index_meta, &rel);
                 }
                 Ok(None) => {}
                 Err(e) => return self.exhausted(req, &e),
@@ -288,26 +322,49 @@ impl StaticFiles {
             }
             return self.not_found();
         }
-        self.serve_file(req, file, &meta, &path)
+        self.serve_file(req, file, &meta, &resolved.path)
     }
 
+    /// Serves the regular file `file` (reached by the normalised relative path `rel`), or the
+    /// precompressed sibling of it that the client prefers.
     fn serve_file(
         &self,
         req: &Request<'_, '_>,
         file: File,
         meta: &fs::Metadata,
-        path: &Path,
+        rel: &Path,
     ) -> Response {
         if !meta.is_file() {
             return self.not_found();
         }
-        let len = meta.len();
-        let modified = meta.modified().ok();
-        let etag = etag(len, modified);
+        // The type is the original's, whichever representation goes out.
+        let content_type = content_type(rel);
+        let negotiated = self.negotiate(req, rel, meta);
+        let vary = negotiated.vary;
+        let (file, len, modified, etag, coding) = match negotiated.sibling {
+            Some((coding, file, meta)) => {
+                let modified = meta.modified().ok();
+                let etag = etag_with(meta.len(), modified, coding.etag_suffix());
+                (file, meta.len(), modified, etag, Some(coding))
+            }
+            None => {
+                let modified = meta.modified().ok();
+                (file, meta.len(), modified, etag(meta.len(), modified), None)
+            }
+        };
+        let with_vary = |resp: Response| {
+            if vary {
+                resp.header("Vary", "Accept-Encoding")
+            } else {
+                resp
+            }
+        };
         let last_modified = modified.map(httpdate::fmt_http_date);
-        let content_type = content_type(path);
-        let mut resp = Response::new(200)
-            .header("Content-Type", content_type)
+        let mut resp = Response::new(200).header("Content-Type", content_type);
+        if let Some(coding) = coding {
+            resp = resp.header("Content-Encoding", coding.token());
+        }
+        resp = with_vary(resp)
             .header("ETag", etag.clone())
             .header("Accept-Ranges", "bytes")
             .header("X-Content-Type-Options", "nosniff");
@@ -318,7 +375,7 @@ impl StaticFiles {
             resp = resp.header("Cache-Control", cc.clone());
         }
         match preconditions(req, &etag, modified) {
-            Precondition::Failed => return Response::plain_status(412),
+            Precondition::Failed => return with_vary(Response::plain_status(412)),
             Precondition::NotModified => return resp.with_status(304),
             Precondition::Proceed => {}
         }
@@ -344,7 +401,7 @@ impl StaticFiles {
                         });
                 }
                 RangeSpec::Unsatisfiable => {
-                    return Response::new(416)
+                    return with_vary(Response::new(416))
                         .header("Content-Range", format!("bytes */{len}"))
                         .header("Content-Type", "text/plain; charset=utf-8")
                         .body("416 Range Not Satisfiable\n");
@@ -357,6 +414,79 @@ impl StaticFiles {
             offset: 0,
             len,
         })
+    }
+
+    /// Which representation of the file at `rel` (with metadata `original`) to send: a
+    /// precompressed sibling the client accepts, most wanted first, if there is a usable one (see
+    /// [`StaticFiles::sibling`]); and whether the answer varies with `Accept-Encoding` (some
+    /// usable sibling exists, whether or not this client takes it).
+    fn negotiate(&self, req: &Request<'_, '_>, rel: &Path, original: &fs::Metadata) -> Negotiated {
+        if !self.precompressed {
+            return Negotiated {
+                sibling: None,
+                vary: false,
+            };
+        }
+        let wanted = encoding::preferred(
+            req.headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("accept-encoding"))
+                .map(|h| h.value),
+        );
+        // Out of descriptors or memory while looking: whether a sibling exists is unknown, so
+        // the answer is marked as varying (never wrong, at worst less cacheable).
+        let mut unknown = false;
+        for &coding in &wanted {
+            match self.sibling(rel, coding, original) {
+                Ok(Some((file, meta))) => {
+                    return Negotiated {
+                        sibling: Some((coding, file, meta)),
+                        vary: true,
+                    };
+                }
+                Ok(None) => {}
+                Err(_) => unknown = true,
+            }
+        }
+        let vary = unknown
+            || encoding::Coding::ALL
+                .into_iter()
+                .filter(|coding| !wanted.contains(coding))
+                .any(|coding| !matches!(self.sibling(rel, coding, original), Ok(None)));
+        Negotiated {
+            sibling: None,
+            vary,
+        }
+    }
+
+    /// Opens the `coding` sibling of `rel` (`rel` + `.br` or `.gz`) exactly as a requested file is
+    /// opened ([`StaticFiles::open_contained`]: never through `..` or a symlink out of the root),
+    /// and keeps it only if it is a regular file modified no earlier than the original (a stale
+    /// sibling, or one without a modification time, is ignored). The original has already passed
+    /// [`resolve`]'s hidden-file rule, and its sibling's name starts like it.
+    fn sibling(
+        &self,
+        rel: &Path,
+        coding: encoding::Coding,
+        original: &fs::Metadata,
+    ) -> Result<Option<(File, fs::Metadata)>, io::Error> {
+        let mut name = rel.as_os_str().to_owned();
+        name.push(coding.suffix());
+        let file = match self.open_contained(Path::new(&name)) {
+            Ok((file, _)) => file,
+            Err(OpenFailure::Absent) => return Ok(None),
+            Err(OpenFailure::Exhausted(e)) => return Err(e),
+        };
+        let meta = match file.metadata() {
+            Ok(meta) => meta,
+            Err(e) if is_exhaustion(&e) => return Err(e),
+            Err(_) => return Ok(None),
+        };
+        let fresh = match (meta.modified(), original.modified()) {
+            (Ok(sibling), Ok(original)) => sibling >= original,
+            _ => false,
+        };
+        Ok((meta.is_file() && fresh).then_some((file, meta)))
     }
 
     fn listing(&self, req: &Request<'_, '_>, dir: &Path, resolved: &Resolved) -> Response {
@@ -451,6 +581,14 @@ impl Handler for StaticFiles {
     }
 }
 
+/// What [`StaticFiles::negotiate`] chose.
+struct Negotiated {
+    /// The precompressed sibling to send instead of the file, open, with its metadata.
+    sibling: Option<(encoding::Coding, File, fs::Metadata)>,
+    /// Send `Vary: Accept-Encoding`.
+    vary: bool,
+}
+
 /// Why [`StaticFiles::open_contained`] failed.
 #[derive(Debug)]
 enum OpenFailure {
@@ -512,7 +650,6 @@ impl RateLimit {
     }
 }
 
-/// A strong validator from size and modification time.
 /// The `Content-Type` for `path`, by its extension (`application/octet-stream` when unknown); text
 /// types carry `charset=utf-8`. The last answer is remembered per thread, since a run of requests
 /// mostly asks for files of one type, and the lookup and formatting cost more than the rest of
@@ -541,11 +678,18 @@ fn content_type(path: &Path) -> String {
     })
 }
 
+/// A strong validator from size and modification time.
 fn etag(len: u64, modified: Option<SystemTime>) -> String {
+    etag_with(len, modified, "")
+}
+
+/// [`etag`] with `suffix` inside the quotes: a precompressed sibling's validator, distinct from
+/// the original's even if the two files had the same size and time.
+fn etag_with(len: u64, modified: Option<SystemTime>, suffix: &str) -> String {
     let nanos = modified
         .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
-    format!("\"{len:x}-{nanos:x}\"")
+    format!("\"{len:x}-{nanos:x}{suffix}\"")
 }
 
 /// What the conditional header fields of a `GET`/`HEAD` say to do.

@@ -24,6 +24,10 @@
 //!   [`Config::max_buffered_body`] for the whole server.
 //! * **Accept errors** (`ECONNABORTED`, `EMFILE`, …) are logged and retried with a back-off; none
 //!   stops the server.
+//! * **Listening.** [`ServerBuilder::bind`] binds an address, with `SO_REUSEPORT` if
+//!   [`ServerBuilder::reuse_port`] is on (so that a new process can listen beside an old one
+//!   during a restart); [`ServerBuilder::listener`] takes a socket already listening instead, such
+//!   as one passed by systemd's socket activation.
 //! * **Shutdown** ([`ShutdownHandle::shutdown`]): the event loop stops accepting and closes the
 //!   connections that have no complete request; every request fully received is answered (with
 //!   `Connection: close`), and responses still going out to slow readers keep being written, all
@@ -147,6 +151,10 @@ impl Shared {
 pub struct ServerBuilder {
     addr: String,
     config: Config,
+    /// Set `SO_REUSEPORT` on the socket `build` binds.
+    reuse_port: bool,
+    /// A listener to use instead of binding `addr` (shared so that the builder stays `Clone`).
+    listener: Option<Arc<TcpListener>>,
 }
 
 /// The address a [`ServerBuilder`] binds unless told otherwise.
@@ -157,6 +165,8 @@ impl Default for ServerBuilder {
         ServerBuilder {
             addr: DEFAULT_BIND.to_owned(),
             config: Config::default(),
+            reuse_port: false,
+            listener: None,
         }
     }
 }
@@ -165,6 +175,44 @@ impl ServerBuilder {
     /// The address to listen on. Default is [`DEFAULT_BIND`]; port 0 picks a free port.
     pub fn bind(mut self, addr: impl Into<String>) -> Self {
         self.addr = addr.into();
+        self
+    }
+    /// Sets `SO_REUSEPORT` on the socket before binding it, so that several processes (or servers)
+    /// can listen on the same address at once and the kernel spreads new connections among them.
+    /// That is how a new process takes over from an old one without refusing a connection: start
+    /// the new one with this on, then stop the old one (which stops accepting and drains; see
+    /// [`ShutdownHandle::shutdown`]). Every socket sharing the port must have it set, and on
+    /// Linux belong to the same user. Default off. Unix only: elsewhere [`build`](Self::build)
+    /// fails with [`ServerError::Bind`] when it is on. Ignored with [`listener`](Self::listener).
+    ///
+    /// ```no_run
+    /// use poolserve::Server;
+    ///
+    /// let server = Server::builder().bind("127.0.0.1:8080").reuse_port(true).build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
+    }
+    /// Serves on `listener`, a socket already bound and listening, instead of binding
+    /// [`bind`](Self::bind)'s address: for example one inherited from systemd's socket activation
+    /// (`LISTEN_FDS`; see the `listenfd` crate), or one set up with socket options this builder
+    /// does not offer. The server puts it in non-blocking mode and closes it at shutdown (a
+    /// socket shared with other processes stays open in them).
+    ///
+    /// ```no_run
+    /// use std::net::TcpListener;
+    /// use poolserve::Server;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// let server = Server::builder().listener(listener).build()?;
+    /// assert_eq!(server.local_addr(), addr);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn listener(mut self, listener: TcpListener) -> Self {
+        self.listener = Some(Arc::new(listener));
         self
     }
     /// Worker threads. Default 4. They also run the event loop, in turns (there is no separate
@@ -242,16 +290,32 @@ impl ServerBuilder {
     /// [`ServerError::Bind`] if the address cannot be resolved or bound,
     /// [`ServerError::Pool`] if the pool cannot start (e.g. zero threads or zero queue capacity).
     pub fn build(self) -> Result<Server, ServerError> {
-        let addrs: Vec<SocketAddr> = self
-            .addr
-            .to_socket_addrs()
-            .map_err(|e| ServerError::Bind(self.addr.clone(), e))?
-            .collect();
-        let listener =
-            TcpListener::bind(&addrs[..]).map_err(|e| ServerError::Bind(self.addr.clone(), e))?;
+        let (listener, name) = match self.listener {
+            Some(shared) => {
+                // The only holder unless the builder was cloned; a clone's copy is duplicated.
+                let listener = Arc::try_unwrap(shared)
+                    .or_else(|shared| shared.try_clone())
+                    .map_err(|e| ServerError::Bind("the given listener".into(), e))?;
+                (listener, "the given listener".to_owned())
+            }
+            None => {
+                let addrs: Vec<SocketAddr> = self
+                    .addr
+                    .to_socket_addrs()
+                    .map_err(|e| ServerError::Bind(self.addr.clone(), e))?
+                    .collect();
+                let listener = if self.reuse_port {
+                    bind_reuse_port(&addrs)
+                } else {
+                    TcpListener::bind(&addrs[..])
+                }
+                .map_err(|e| ServerError::Bind(self.addr.clone(), e))?;
+                (listener, self.addr)
+            }
+        };
         let local_addr = listener
             .local_addr()
-            .map_err(|e| ServerError::Bind(self.addr.clone(), e))?;
+            .map_err(|e| ServerError::Bind(name, e))?;
         // Each connection is queued at most once, plus the event loop's one turn job, so this
         // bound is never hit: the event loop's hand-off never blocks.
         let pool = ThreadPool::builder()
@@ -286,11 +350,51 @@ impl ServerBuilder {
     }
 }
 
+/// How many connections may wait in a listener's queue for `accept`.
+#[cfg(unix)]
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// Binds the first of `addrs` that can be bound with `SO_REUSEADDR` and `SO_REUSEPORT` set, as
+/// [`TcpListener::bind`] does without the latter; the last error if none can.
+#[cfg(unix)]
+fn bind_reuse_port(addrs: &[SocketAddr]) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let mut last = io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "could not resolve to any address",
+    );
+    for addr in addrs {
+        let attempt = (|| {
+            let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, None)?;
+            socket.set_reuse_address(true)?;
+            socket.set_reuse_port(true)?;
+            socket.bind(&(*addr).into())?;
+            socket.listen(LISTEN_BACKLOG)?;
+            Ok(TcpListener::from(socket))
+        })();
+        match attempt {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// `SO_REUSEPORT` is a Unix option.
+#[cfg(not(unix))]
+fn bind_reuse_port(_addrs: &[SocketAddr]) -> io::Result<TcpListener> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "SO_REUSEPORT is not available on this system",
+    ))
+}
+
 /// Why a server could not start or stopped with an error.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// The address (first field) could not be resolved or bound.
+    /// The address (first field) could not be resolved or bound, or the listener given to
+    /// [`ServerBuilder::listener`] could not be used.
     Bind(String, io::Error),
     /// The worker pool could not start.
     Pool(BuildError),
