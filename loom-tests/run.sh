@@ -10,9 +10,10 @@
 #   LOOM_MAX_PREEMPTIONS  raises every model's preemption bound (never lowers it)
 set -euo pipefail
 
-# 11 models of the real pool (pool.rs) + 9 of its fast paths (pool_fast_path.rs) + 7 negative
+# 11 models of the real pool (pool.rs) + 9 of its fast paths (pool_fast_path.rs) + 3 of its less
+# travelled shutdown paths (pool_shutdown_paths.rs) + 7 negative
 # examples (negative.rs).
-expected="${LOOM_MIN_MODELS:-27}"
+expected="${LOOM_MIN_MODELS:-30}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
