@@ -10,10 +10,10 @@
 #   LOOM_MAX_PREEMPTIONS  raises every model's preemption bound (never lowers it)
 set -euo pipefail
 
-# 11 models of the real pool (pool.rs) + 9 of its fast paths (pool_fast_path.rs) + 7 negative
-# examples (negative.rs) + 7 of the server's hand-off protocol (handoff.rs: 5 models, 2 negative
-# twins).
-expected="${LOOM_MIN_MODELS:-34}"
+# 11 models of the real pool (pool.rs) + 9 of its fast paths (pool_fast_path.rs) + 3 of its less
+# travelled shutdown paths (pool_shutdown_paths.rs) + 7 negative examples (negative.rs) + 7 of the
+# server's hand-off protocol (handoff.rs: 5 models, 2 negative twins).
+expected="${LOOM_MIN_MODELS:-37}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

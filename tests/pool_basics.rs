@@ -6,8 +6,11 @@
 //! never ran, `Drop` joins every worker, waiting from a worker is refused, `shutdown_timeout`
 //! reports what it left behind, a bounded queue says `Full`, and workers really run in parallel.
 //! They are the readable specification; the randomised checks live in `pool_props.rs` (proptest)
-//! and `pool_model_qc.rs` (quickcheck). Every blocking wait here has a deadline, so a broken pool
-//! fails a test instead of hanging the suite.
+//! and `pool_model_qc.rs` (quickcheck). Every blocking wait here has a deadline (the helpers in
+//! `pool_support`), the drop of every pool included, so a broken pool fails a test, naming what it
+//! waited for, instead of hanging the suite.
+
+mod pool_support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -15,17 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use pool_support::{DropWithin, PATIENCE, join_within, recv_within, within_patience};
 use poolserve::{ExecuteError, PoolError, ThreadPool};
-
-/// How long any test waits for something that should happen promptly.
-const PATIENCE: Duration = Duration::from_secs(10);
 
 fn counter() -> Arc<AtomicUsize> {
     Arc::new(AtomicUsize::new(0))
 }
 
 /// A job that bumps `hits` once.
-fn bump(hits: &Arc<AtomicUsize>) -> impl FnOnce() + Send + 'static {
+fn bump(hits: &Arc<AtomicUsize>) -> impl FnOnce() + Send + use<> {
     let hits = Arc::clone(hits);
     move || {
         hits.fetch_add(1, Ordering::SeqCst);
@@ -43,33 +44,19 @@ fn occupy_a_worker(pool: &ThreadPool, then: impl FnOnce() + Send + 'static) -> m
         then();
     })
     .expect("running");
-    started_rx
-        .recv_timeout(PATIENCE)
-        .expect("the worker picked up the blocker");
+    recv_within(&started_rx, "the worker to pick up the blocker");
     release_tx
-}
-
-/// Runs `f` on a helper thread and fails the test if it does not return within [`PATIENCE`].
-fn within_patience<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(PATIENCE) {
-        Ok(value) => value,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what} did not return within {PATIENCE:?}"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
-    }
 }
 
 #[test_log::test]
 fn accepted_jobs_all_run() {
-    let pool = ThreadPool::new(4);
+    let pool = DropWithin::new("the pool", ThreadPool::new(4));
     let hits = counter();
     for _ in 0..200 {
         pool.execute(bump(&hits)).expect("pool is running");
     }
-    let report = within_patience("shutdown", move || pool.shutdown()).expect("not on a worker");
+    let report =
+        within_patience("shutdown", move || pool.into_inner().shutdown()).expect("not on a worker");
     assert_eq!(hits.load(Ordering::SeqCst), 200);
     assert_eq!(report.completed, 200);
     assert_eq!(report.panicked, 0);
@@ -79,7 +66,7 @@ fn accepted_jobs_all_run() {
 
 #[test_log::test]
 fn a_panicking_job_does_not_kill_its_worker() {
-    let pool = ThreadPool::new(1);
+    let pool = DropWithin::new("the pool", ThreadPool::new(1));
     let hits = counter();
     pool.execute(|| panic!("deliberate panic from pool_basics"))
         .expect("running");
@@ -87,7 +74,11 @@ fn a_panicking_job_does_not_kill_its_worker() {
     pool.execute(|| std::panic::panic_any(42_u32))
         .expect("running");
     pool.execute(bump(&hits)).expect("running");
-    pool.wait_idle().expect("not on a worker");
+    let (pool, idle) = within_patience("wait_idle", move || {
+        let idle = pool.wait_idle();
+        (pool, idle)
+    });
+    idle.expect("not on a worker");
     assert_eq!(
         hits.load(Ordering::SeqCst),
         2,
@@ -96,7 +87,8 @@ fn a_panicking_job_does_not_kill_its_worker() {
     assert_eq!(pool.panicked(), 2);
     assert_eq!(pool.completed(), 2);
     assert_eq!(pool.threads(), 1);
-    let report = pool.shutdown().expect("not on a worker");
+    let report =
+        within_patience("shutdown", move || pool.into_inner().shutdown()).expect("not on a worker");
     assert_eq!(
         (report.completed, report.panicked, report.threads_joined),
         (2, 2, 1)
@@ -105,7 +97,7 @@ fn a_panicking_job_does_not_kill_its_worker() {
 
 #[test_log::test]
 fn shutdown_drains_the_queue() {
-    let pool = ThreadPool::new(1);
+    let pool = DropWithin::new("the pool", ThreadPool::new(1));
     let hits = counter();
     // The single worker is busy for a moment, so the next 50 jobs are still queued at shutdown.
     pool.execute(|| thread::sleep(Duration::from_millis(20)))
@@ -113,7 +105,8 @@ fn shutdown_drains_the_queue() {
     for _ in 0..50 {
         pool.execute(bump(&hits)).expect("running");
     }
-    let report = within_patience("shutdown", move || pool.shutdown()).expect("not on a worker");
+    let report =
+        within_patience("shutdown", move || pool.into_inner().shutdown()).expect("not on a worker");
     assert_eq!(hits.load(Ordering::SeqCst), 50);
     assert_eq!(report.completed, 51);
     assert_eq!(report.still_queued, 0);
@@ -121,7 +114,7 @@ fn shutdown_drains_the_queue() {
 
 #[test_log::test]
 fn execute_after_close_hands_the_job_back() {
-    let pool = ThreadPool::new(2);
+    let pool = DropWithin::new("the pool", ThreadPool::new(2));
     assert!(!pool.is_closed());
     pool.close();
     pool.close(); // idempotent
@@ -137,7 +130,8 @@ fn execute_after_close_hands_the_job_back() {
     assert!(matches!(err, ExecuteError::ShutDown(_)));
     let job = err.into_inner();
 
-    let report = pool.shutdown().expect("not on a worker");
+    let report =
+        within_patience("shutdown", move || pool.into_inner().shutdown()).expect("not on a worker");
     assert_eq!(
         hits.load(Ordering::SeqCst),
         0,
@@ -150,27 +144,37 @@ fn execute_after_close_hands_the_job_back() {
 
 #[test_log::test]
 fn close_wakes_a_submitter_blocked_on_a_full_queue() {
-    let pool = ThreadPool::builder()
-        .threads(1)
-        .queue_capacity(Some(1))
-        .build()
-        .expect("valid");
+    let pool = Arc::new(DropWithin::new(
+        "the pool",
+        ThreadPool::builder()
+            .threads(1)
+            .queue_capacity(Some(1))
+            .build()
+            .expect("valid"),
+    ));
     let release_tx = occupy_a_worker(&pool, || {});
     let hits = counter();
     pool.execute(bump(&hits)).expect("fills the one queue slot");
 
-    let refused = thread::scope(|s| {
-        let blocked = s.spawn(|| pool.execute(bump(&hits)));
-        // Give the submitter time to block; the outcome does not depend on whether it did.
-        thread::sleep(Duration::from_millis(20));
-        pool.close();
-        blocked.join().expect("submitter did not panic")
-    });
-    let job = refused
-        .expect_err("close refuses the blocked submitter")
-        .into_inner();
+    let blocked = {
+        let (pool, hits) = (Arc::clone(&pool), Arc::clone(&hits));
+        thread::spawn(move || {
+            let job = bump(&hits);
+            pool.execute(job).map_err(ExecuteError::into_inner)
+        })
+    };
+    // Give the submitter time to block; the outcome does not depend on whether it did.
+    thread::sleep(Duration::from_millis(20));
+    pool.close();
+    let refused = join_within(
+        "the submitter blocked on a full queue, after close",
+        blocked,
+    );
+    let job = refused.expect_err("close refuses the blocked submitter");
     drop(release_tx);
-    let report = pool.shutdown().expect("not on a worker");
+    let pool = Arc::try_unwrap(pool).unwrap_or_else(|_| panic!("the submitter's handle is gone"));
+    let report =
+        within_patience("shutdown", move || pool.into_inner().shutdown()).expect("not on a worker");
     assert_eq!(report.completed, 2, "the blocker and the queued job ran");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     job();
@@ -179,7 +183,7 @@ fn close_wakes_a_submitter_blocked_on_a_full_queue() {
 
 #[test_log::test]
 fn shutdown_now_returns_the_jobs_that_never_ran() {
-    let pool = ThreadPool::new(1);
+    let pool = DropWithin::new("the pool", ThreadPool::new(1));
     let release_tx = occupy_a_worker(&pool, || {});
     let hits = counter();
     for _ in 0..5 {
@@ -195,9 +199,9 @@ fn shutdown_now_returns_the_jobs_that_never_ran() {
         thread::sleep(Duration::from_millis(300));
         drop(release_tx);
     });
-    let (report, unrun) =
-        within_patience("shutdown_now", move || pool.shutdown_now()).expect("not on a worker");
-    releaser.join().expect("releaser");
+    let (report, unrun) = within_patience("shutdown_now", move || pool.into_inner().shutdown_now())
+        .expect("not on a worker");
+    join_within("the releaser thread", releaser);
     assert_eq!(unrun.len(), 5, "every queued job is handed back");
     assert_eq!(hits.load(Ordering::SeqCst), 0, "no handed-back job ran");
     assert_eq!(report.completed, 1, "only the blocker ran");
@@ -224,7 +228,7 @@ fn drop_runs_every_job_and_joins_every_worker() {
     let started = counter();
     let stopped = counter();
     let names = Arc::new(Mutex::new(Vec::new()));
-    let pool = {
+    let pool = DropWithin::new("the pool", {
         let (started, stopped, names) = (
             Arc::clone(&started),
             Arc::clone(&stopped),
@@ -243,7 +247,7 @@ fn drop_runs_every_job_and_joins_every_worker() {
             })
             .build()
             .expect("valid configuration")
-    };
+    });
     let hits = counter();
     for _ in 0..30 {
         let hits = Arc::clone(&hits);
@@ -253,7 +257,7 @@ fn drop_runs_every_job_and_joins_every_worker() {
         })
         .expect("running");
     }
-    within_patience("drop", move || drop(pool));
+    within_patience("drop", move || drop(pool.into_inner()));
     assert_eq!(hits.load(Ordering::SeqCst), 30, "drop drained the queue");
     assert_eq!(started.load(Ordering::SeqCst), 3);
     assert_eq!(
@@ -269,7 +273,7 @@ fn drop_runs_every_job_and_joins_every_worker() {
 
 #[test_log::test]
 fn wait_idle_from_a_worker_is_refused() {
-    let pool = Arc::new(ThreadPool::new(2));
+    let pool = Arc::new(DropWithin::new("the pool", ThreadPool::new(2)));
     let (tx, rx) = mpsc::channel();
     let inner = Arc::clone(&pool);
     pool.execute(move || {
@@ -277,34 +281,36 @@ fn wait_idle_from_a_worker_is_refused() {
         // `inner` is dropped here, before the worker counts the job as finished.
     })
     .expect("running");
-    let result = rx
-        .recv_timeout(PATIENCE)
-        .expect("the job answered instead of deadlocking");
+    let result = recv_within(&rx, "the job's wait_idle to answer instead of deadlocking");
     assert_eq!(result, Err(PoolError::CalledFromWorker));
-    pool.wait_idle()
+    let waiter = Arc::clone(&pool);
+    within_patience("wait_idle", move || waiter.wait_idle())
         .expect("from the test thread it is allowed");
     assert!(
         !pool.is_closed(),
         "a refused wait_idle leaves the pool open"
     );
     pool.execute(|| {}).expect("still accepting");
-    let pool = Arc::try_unwrap(pool).expect("the job's handle is gone");
-    let report = pool.shutdown().expect("not on a worker");
+    let pool = Arc::try_unwrap(pool).unwrap_or_else(|_| panic!("the job's handle is gone"));
+    let report =
+        within_patience("shutdown", move || pool.into_inner().shutdown()).expect("not on a worker");
     assert_eq!(report.completed, 2);
 }
 
 #[test_log::test]
 fn shutdown_timeout_reports_a_job_still_running() {
-    let pool = ThreadPool::new(2);
+    let pool = DropWithin::new("the pool", ThreadPool::new(2));
     let (done_tx, done_rx) = mpsc::channel();
     let release_tx = occupy_a_worker(&pool, move || {
         let _ = done_tx.send(());
     });
 
     let t0 = Instant::now();
-    let report = pool
-        .shutdown_timeout(Duration::from_millis(50))
-        .expect("not on a worker");
+    let report = within_patience("shutdown_timeout(50 ms)", move || {
+        pool.into_inner()
+            .shutdown_timeout(Duration::from_millis(50))
+    })
+    .expect("not on a worker");
     let waited = t0.elapsed();
     assert!(
         waited >= Duration::from_millis(50),
@@ -322,22 +328,21 @@ fn shutdown_timeout_reports_a_job_still_running() {
     );
 
     drop(release_tx);
-    done_rx
-        .recv_timeout(PATIENCE)
-        .expect("the detached worker finishes the job");
+    recv_within(&done_rx, "the detached worker to finish the job");
 }
 
 #[test_log::test]
 fn shutdown_timeout_returns_early_when_idle() {
-    let pool = ThreadPool::new(2);
+    let pool = DropWithin::new("the pool", ThreadPool::new(2));
     let hits = counter();
     for _ in 0..10 {
         pool.execute(bump(&hits)).expect("running");
     }
     let t0 = Instant::now();
-    let report = pool
-        .shutdown_timeout(Duration::from_secs(30))
-        .expect("not on a worker");
+    let report = within_patience("shutdown_timeout(30 s) of an idle pool", move || {
+        pool.into_inner().shutdown_timeout(Duration::from_secs(30))
+    })
+    .expect("not on a worker");
     let waited = t0.elapsed();
     assert!(
         waited < PATIENCE,
@@ -357,11 +362,14 @@ fn shutdown_timeout_returns_early_when_idle() {
 
 #[test_log::test]
 fn try_execute_says_full_on_a_full_bounded_queue() {
-    let pool = ThreadPool::builder()
-        .threads(1)
-        .queue_capacity(Some(2))
-        .build()
-        .expect("valid");
+    let pool = DropWithin::new(
+        "the pool",
+        ThreadPool::builder()
+            .threads(1)
+            .queue_capacity(Some(2))
+            .build()
+            .expect("valid"),
+    );
     let release_tx = occupy_a_worker(&pool, || {});
     let hits = counter();
     pool.try_execute(bump(&hits)).expect("slot 1 of 2");
@@ -375,7 +383,8 @@ fn try_execute_says_full_on_a_full_bounded_queue() {
     assert_eq!((pool.queued(), pool.active()), (2, 1));
 
     drop(release_tx);
-    let report = within_patience("shutdown", move || pool.shutdown()).expect("not on a worker");
+    let report =
+        within_patience("shutdown", move || pool.into_inner().shutdown()).expect("not on a worker");
     assert_eq!(hits.load(Ordering::SeqCst), 2, "the refused job never ran");
     assert_eq!(report.completed, 3);
     refused();
@@ -384,7 +393,7 @@ fn try_execute_says_full_on_a_full_bounded_queue() {
 
 #[test_log::test]
 fn two_long_jobs_run_at_the_same_time() {
-    let pool = ThreadPool::new(2);
+    let pool = DropWithin::new("the pool", ThreadPool::new(2));
     let (a_tx, a_rx) = mpsc::channel();
     let (b_tx, b_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel();
@@ -401,11 +410,11 @@ fn two_long_jobs_run_at_the_same_time() {
     }
     for _ in 0..2 {
         assert!(
-            done_rx.recv_timeout(PATIENCE).expect("job finished"),
+            recv_within(&done_rx, "a job to finish"),
             "the jobs did not overlap"
         );
     }
-    pool.shutdown().expect("not on a worker");
+    within_patience("shutdown", move || pool.into_inner().shutdown()).expect("not on a worker");
 }
 
 #[test_log::test]

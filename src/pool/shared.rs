@@ -615,3 +615,160 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
         "<non-string panic payload>"
     }
 }
+
+/// Unit tests of the shared state's single-threaded steps (no worker threads): the phase
+/// transitions of `begin_shutdown`, the claim accounting of `wake_a_sleeper`, and the moves out of
+/// the inboxes. The concurrent behaviour is checked by the loom models and the tests in `tests/`.
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::Arc;
+
+    /// Pushes into inbox `i` the job that records `id` in `log`, as `submit` does (flag included).
+    fn push(shared: &Shared, i: usize, id: usize, log: &Arc<Mutex<Vec<usize>>>) {
+        let slot = &shared.inboxes[i];
+        let mut inbox = lock(&slot.inbox);
+        slot.nonempty.store(true, Ordering::Relaxed);
+        let log = Arc::clone(log);
+        inbox
+            .queue
+            .push_back(Box::new(move || log.lock().expect("log").push(id)));
+    }
+
+    fn run_all(jobs: impl IntoIterator<Item = Job>) {
+        for job in jobs {
+            job();
+        }
+    }
+
+    #[test]
+    fn begin_shutdown_moves_forward_only_and_hands_back_only_when_stopping() {
+        let shared = Shared::new(None, None, None);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        push(&shared, 0, 0, &log);
+        push(&shared, 1, 1, &log);
+        assert!(shared.begin_shutdown(Phase::Draining).is_empty());
+        assert_eq!(shared.lock().phase, Phase::Draining);
+        assert!(shared.inboxes.iter().all(|s| !lock(&s.inbox).open));
+        assert_eq!(
+            shared.inboxed(),
+            2,
+            "draining keeps the queued jobs for the workers"
+        );
+        // A second Draining changes nothing; Stopping then hands back every queued job.
+        assert!(shared.begin_shutdown(Phase::Draining).is_empty());
+        let unrun = shared.begin_shutdown(Phase::Stopping);
+        assert_eq!(unrun.len(), 2);
+        run_all(unrun);
+        assert_eq!(*log.lock().expect("log"), [0, 1], "inbox order");
+        assert_eq!(shared.inboxed(), 0);
+        assert!(
+            shared
+                .inboxes
+                .iter()
+                .all(|s| !s.nonempty.load(Ordering::Relaxed))
+        );
+        // Nothing moves the phase back.
+        assert!(shared.begin_shutdown(Phase::Draining).is_empty());
+        assert_eq!(shared.lock().phase, Phase::Stopping);
+    }
+
+    #[test]
+    fn shutdown_now_hands_back_the_take_side_queue_before_the_inboxes() {
+        let shared = Shared::new(None, None, None);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        push(&shared, 0, 0, &log);
+        push(&shared, 0, 1, &log);
+        let mut taken = lock(&shared.taken);
+        assert!(matches!(shared.move_inboxes(&mut taken), Moved::Batch));
+        assert_eq!(taken.queue.len(), 2);
+        drop(taken);
+        push(&shared, 0, 2, &log);
+        let unrun = shared.begin_shutdown(Phase::Stopping);
+        run_all(unrun);
+        assert_eq!(*log.lock().expect("log"), [0, 1, 2]);
+        assert!(lock(&shared.taken).queue.is_empty());
+    }
+
+    #[test]
+    fn moves_take_every_inbox_in_order_and_clear_the_flags() {
+        let shared = Shared::new(None, None, None);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        push(&shared, 1, 10, &log);
+        push(&shared, 0, 0, &log);
+        push(&shared, 1, 11, &log);
+        let mut taken = lock(&shared.taken);
+        assert!(matches!(shared.move_inboxes(&mut taken), Moved::Batch));
+        assert!(matches!(shared.move_inboxes(&mut taken), Moved::Nothing));
+        let jobs: Vec<Job> = taken.queue.drain(..).collect();
+        drop(taken);
+        run_all(jobs);
+        assert_eq!(
+            *log.lock().expect("log"),
+            [0, 10, 11],
+            "inbox by inbox, each in order"
+        );
+        assert!(
+            shared
+                .inboxes
+                .iter()
+                .all(|s| !s.nonempty.load(Ordering::Relaxed))
+        );
+    }
+
+    #[test]
+    fn a_bounded_pool_moves_exactly_one_job_and_says_whether_to_wake_a_submitter() {
+        let shared = Shared::new(Some(2), None, None);
+        assert_eq!(shared.inboxes.len(), 1);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        push(&shared, 0, 0, &log);
+        push(&shared, 0, 1, &log);
+        lock(&shared.inboxes[0].inbox).blocked_submitters = 1;
+        let mut taken = lock(&shared.taken);
+        match shared.move_inboxes(&mut taken) {
+            Moved::One(job, wake) => {
+                assert!(wake, "a submitter is blocked on the full queue");
+                job();
+            }
+            _ => panic!("a bounded pool moves the one job it runs"),
+        }
+        assert!(
+            taken.queue.is_empty(),
+            "never parks jobs in the take-side queue"
+        );
+        drop(taken);
+        assert_eq!(shared.inboxed(), 1);
+        assert_eq!(*log.lock().expect("log"), [0]);
+    }
+
+    #[test]
+    fn wake_a_sleeper_claims_one_registered_sleeper_per_call() {
+        let shared = Shared::new(None, None, None);
+        shared.wake_a_sleeper(); // nobody registered: nothing to claim
+        assert_eq!(shared.lock().wakes_claimed, 0);
+        shared.sleeping.fetch_add(2, Ordering::Relaxed);
+        for claimed in 1..=3 {
+            shared.wake_a_sleeper();
+            let expected = claimed.min(2);
+            assert_eq!(shared.lock().wakes_claimed, expected);
+            assert_eq!(
+                shared.sleeping.load(Ordering::Relaxed) + shared.lock().wakes_claimed,
+                2,
+                "sleeping + wakes_claimed is the number of registered workers"
+            );
+        }
+    }
+
+    #[test]
+    fn submitter_numbers_are_distinct_per_thread_and_fixed_for_a_thread() {
+        let first = submitter_number();
+        assert_eq!(submitter_number(), first);
+        let seen = Arc::new(AtomicUsize::new(usize::MAX));
+        let other = {
+            let seen = Arc::clone(&seen);
+            thread::spawn(move || seen.store(submitter_number(), Ordering::SeqCst))
+        };
+        other.join().expect("thread");
+        assert_ne!(seen.load(Ordering::SeqCst), first);
+    }
+}
