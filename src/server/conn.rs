@@ -24,16 +24,24 @@
 //! client has read the response.
 //!
 //! Data flows one way: socket → [`parse`] → [`Handler`] → [`render`] → [`Output`] → socket.
+//!
+//! The socket is a type parameter ([`Wire`]): a [`TcpStream`] in the server, an in-memory socket
+//! driven by a script in the `conn` fuzz target (`crate::fuzz_support::conn_script`), which also
+//! runs this state machine without a listener through [`Standalone`] and [`serve_with`].
 
-use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::Shared;
-use super::budget::Reservation;
+use super::budget::{BodyBudget, Reservation};
 use super::output::{Output, Progress};
-use super::slots::{OnDeadline, Wait, WaitFor};
+use super::{Config, Shared};
+
+pub(crate) use super::output::Wire;
+pub(crate) use super::slots::{OnDeadline, Wait, WaitFor};
 use crate::handler::Handler;
 use crate::http::response::render;
 use crate::http::{
@@ -60,8 +68,8 @@ const MAX_HEADERS: usize = crate::http::DEFAULT_MAX_HEADERS;
 /// when bytes arrive and given back when the connection parks with nothing pending, so parked idle
 /// connections cost a socket and this struct. Bytes are read into a per-thread scratch buffer and
 /// only what arrived is kept, so a slow client holds the bytes it sent, not a read buffer.
-pub(crate) struct Conn {
-    stream: TcpStream,
+pub(crate) struct Conn<S = TcpStream> {
+    stream: S,
     peer: SocketAddr,
     /// Bytes received and not yet consumed (part of a head, pipelined requests, or a body's raw
     /// bytes behind its head while the body is read).
@@ -166,10 +174,14 @@ impl Logged {
 }
 
 /// What the worker did with a connection.
-pub(crate) enum Outcome {
+pub(crate) enum Outcome<S = TcpStream> {
     /// Waiting: give it back to the event loop, parked with `wait`. With `again`, it should be
     /// served again at once (the worker stopped early to be fair to other connections).
-    Park { conn: Conn, wait: Wait, again: bool },
+    Park {
+        conn: Conn<S>,
+        wait: Wait,
+        again: bool,
+    },
     /// Closed (or to be closed: dropping the connection closes the socket).
     Closed,
 }
@@ -213,8 +225,8 @@ enum ReadResult {
     Eof,
 }
 
-impl Conn {
-    pub(crate) fn new(stream: TcpStream, peer: SocketAddr) -> Conn {
+impl<S: Wire> Conn<S> {
+    pub(crate) fn new(stream: S, peer: SocketAddr) -> Conn<S> {
         Conn {
             stream,
             peer,
@@ -227,6 +239,32 @@ impl Conn {
         }
     }
 
+    /// Bytes this connection holds in memory: received and not yet consumed (`buf`), the body
+    /// read so far, and the response not yet written.
+    pub(crate) fn held(&self) -> Held {
+        Held {
+            buf: self.buf.len(),
+            body: match &self.phase {
+                Phase::Body(b) => b.body.len(),
+                _ => 0,
+            },
+            out: self.out.as_ref().map_or(0, |p| p.output.held()),
+        }
+    }
+}
+
+/// What [`Conn::held`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Held {
+    /// Bytes received and not yet consumed.
+    pub(crate) buf: usize,
+    /// Body bytes read (decoded) of the request being read.
+    pub(crate) body: usize,
+    /// Bytes of the response (or `100 Continue`) in memory and not yet written.
+    pub(crate) out: usize,
+}
+
+impl Conn {
     /// How a new connection waits for its first request.
     pub(crate) fn first_wait(shared: &Shared) -> Wait {
         Wait {
@@ -237,16 +275,80 @@ impl Conn {
     }
 }
 
+/// What serving a connection needs of the server: its configuration, whether it is stopping,
+/// and the server-wide body budget.
+pub(crate) struct Ctx<'a> {
+    config: &'a Config,
+    stopping: &'a AtomicBool,
+    body_budget: &'a Arc<BodyBudget>,
+}
+
+impl Ctx<'_> {
+    #[inline]
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+}
+
+/// The server state [`serve_with`] needs, owned, for driving connections without a listener or
+/// an event loop (the `conn` fuzz target).
+pub(crate) struct Standalone {
+    config: Config,
+    stopping: AtomicBool,
+    body_budget: Arc<BodyBudget>,
+}
+
+impl Standalone {
+    /// As [`ServerBuilder::build`](super::ServerBuilder::build) sets it up for `config`.
+    pub(crate) fn new(config: Config) -> Standalone {
+        let cap = config.max_buffered_body.max(config.limits.max_body);
+        Standalone {
+            config,
+            stopping: AtomicBool::new(false),
+            body_budget: BodyBudget::new(cap),
+        }
+    }
+
+    /// The server starts shutting down (what `ShutdownHandle::shutdown` sets).
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            config: &self.config,
+            stopping: &self.stopping,
+            body_budget: &self.body_budget,
+        }
+    }
+}
+
 /// Serves `conn` until it has to wait, is closed, or has had its share of the worker. With
 /// `timed_out`, the deadline of the wait it was parked with has passed (one that is answered:
 /// a head or a body that did not arrive in time).
-pub(crate) fn serve(
-    mut conn: Conn,
+pub(crate) fn serve<S: Wire>(
+    conn: Conn<S>,
     shared: &Shared,
     handler: &dyn Handler,
     peer_closed: bool,
     timed_out: bool,
-) -> Outcome {
+) -> Outcome<S> {
+    let cx = Ctx {
+        config: &shared.config,
+        stopping: &shared.stopping,
+        body_budget: &shared.body_budget,
+    };
+    serve_with(conn, &cx, handler, peer_closed, timed_out)
+}
+
+/// [`serve`], with what it needs of the server in `shared`.
+pub(crate) fn serve_with<S: Wire>(
+    mut conn: Conn<S>,
+    shared: &Ctx<'_>,
+    handler: &dyn Handler,
+    peer_closed: bool,
+    timed_out: bool,
+) -> Outcome<S> {
     conn.peer_closed |= peer_closed;
     if timed_out {
         match conn.phase {
@@ -277,7 +379,9 @@ pub(crate) fn serve(
         if let Some(pending) = &mut conn.out {
             let before = written;
             let budget = WRITE_BUDGET.saturating_sub(written).max(1);
-            let progress = pending.output.write_to(&conn.stream, budget, &mut written);
+            let progress = pending
+                .output
+                .write_to(&mut conn.stream, budget, &mut written);
             if written > before {
                 pending.last_progress = Instant::now();
             }
@@ -437,7 +541,7 @@ mod spare_buffer {
     }
 }
 
-impl Conn {
+impl<S: Wire> Conn<S> {
     /// One non-blocking read of at most `max` bytes: appended to `buf`, or discarded when
     /// `discard` (lingering).
     fn read_some(&mut self, max: usize, discard: bool) -> io::Result<ReadResult> {
@@ -445,7 +549,7 @@ impl Conn {
             let mut scratch = scratch.borrow_mut();
             let max = max.min(scratch.len());
             loop {
-                match (&self.stream).read(&mut scratch[..max]) {
+                match self.stream.read(&mut scratch[..max]) {
                     Ok(0) => return Ok(ReadResult::Eof),
                     Ok(n) => {
                         if !discard {
@@ -470,7 +574,7 @@ impl Conn {
     }
 
     /// Parks the connection to wait for bytes, with the deadline its phase has.
-    fn park_reading(mut self, shared: &Shared, again: bool) -> Outcome {
+    fn park_reading(mut self, shared: &Ctx<'_>, again: bool) -> Outcome<S> {
         let cfg = &shared.config;
         let now = Instant::now();
         let wait = match &self.phase {
@@ -508,7 +612,7 @@ impl Conn {
     }
 
     /// Parses the buffer once and answers, starts or refuses the first request in it.
-    fn next_request(&mut self, shared: &Shared, handler: &dyn Handler) -> Step {
+    fn next_request(&mut self, shared: &Ctx<'_>, handler: &dyn Handler) -> Step {
         let started = self.first_byte.unwrap_or_else(Instant::now);
         let limits = &shared.config.limits;
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
@@ -538,7 +642,7 @@ impl Conn {
                     _ => Left::Chunked(ChunkedDecoder::new(limits.max_body)),
                 };
                 let now = Instant::now();
-                let mut reserved = Reservation::new(&shared.body_budget);
+                let mut reserved = Reservation::new(shared.body_budget);
                 reserved.force((self.buf.len() - consumed) as u64);
                 self.phase = Phase::Body(Box::new(BodyRead {
                     head_len: consumed,
@@ -604,7 +708,7 @@ impl Conn {
     }
 
     /// A head the parser rejected.
-    fn bad_request(&mut self, shared: &Shared, e: ParseError, started: Instant) -> Step {
+    fn bad_request(&mut self, shared: &Ctx<'_>, e: ParseError, started: Instant) -> Step {
         log::debug!("{}: bad request: {e}", self.peer);
         // Errors in a complete, body-less head leave the framing intact: answer and go on with
         // the next request. Every other error ends the connection.
@@ -640,7 +744,7 @@ impl Conn {
     }
 
     /// Moves what arrived of the body into the request; answers it once complete.
-    fn advance_body(&mut self, shared: &Shared, handler: &dyn Handler) -> Step {
+    fn advance_body(&mut self, shared: &Ctx<'_>, handler: &dyn Handler) -> Step {
         let Phase::Body(b) = &mut self.phase else {
             return Step::NeedBytes;
         };
@@ -696,7 +800,7 @@ impl Conn {
     #[allow(clippy::too_many_arguments)]
     fn respond(
         &mut self,
-        shared: &Shared,
+        shared: &Ctx<'_>,
         head: Head,
         response: Response,
         panicked: bool,
@@ -728,7 +832,7 @@ impl Conn {
     /// Queues a plain error response with `Connection: close`.
     fn error(
         &mut self,
-        shared: &Shared,
+        shared: &Ctx<'_>,
         status: u16,
         then: Then,
         started: Instant,
@@ -752,7 +856,7 @@ impl Conn {
 
     fn queue(
         &mut self,
-        shared: &Shared,
+        shared: &Ctx<'_>,
         response: Response,
         opts: WriteOptions,
         then: Then,
@@ -784,7 +888,7 @@ impl Conn {
 
     /// After an error response: stop sending, drain for a while.
     fn start_linger(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Write);
+        let _ = self.stream.shutdown_write();
         self.buf = Vec::new();
         self.phase = Phase::Linger {
             until: Instant::now() + LINGER_TIME,
@@ -814,7 +918,7 @@ fn call_handler(
 
 /// The request line for the access log, with control bytes, quotes and backslashes escaped.
 /// Empty (and allocation-free) when the access log is off.
-fn access_line(shared: &Shared, req: &Request<'_, '_>) -> String {
+fn access_line(shared: &Ctx<'_>, req: &Request<'_, '_>) -> String {
     if !shared.config.access_log {
         return String::new();
     }
