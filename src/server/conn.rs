@@ -51,6 +51,9 @@ use crate::http::{
 
 /// Most bytes read per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
+/// Most bytes read at once past the body budget, for the end of a chunked body whose data has
+/// reached the body limit.
+const FRAMING_READ: usize = 512;
 /// Most response bytes a worker writes to one connection per dispatch before letting other
 /// connections have it (a fast client of a large file would otherwise keep it for the whole file).
 const WRITE_BUDGET: u64 = 1024 * 1024;
@@ -452,7 +455,18 @@ pub(crate) fn serve_with<S: Wire>(
         // How much may be read: a body only into bytes reserved for it.
         let mut max = READ_CHUNK;
         if let Phase::Body(b) = &mut conn.phase {
-            let granted = b.reserved.grow_up_to(READ_CHUNK as u64);
+            let mut granted = b.reserved.grow_up_to(READ_CHUNK as u64);
+            if granted == 0
+                && matches!(b.left, Left::Chunked(_))
+                && b.body.len() as u64 >= shared.config.limits.max_body
+            {
+                // The body is as large as it may be: only the last chunk and the trailer
+                // section (or an error) can follow, and they add no body bytes, so no other
+                // request's end would make room for them. Read them past the cap, a little at
+                // a time (decoding gives the bytes back at once).
+                b.reserved.force(FRAMING_READ as u64);
+                granted = FRAMING_READ as u64;
+            }
             if granted == 0 {
                 log::debug!("{}: body budget exhausted; waiting", conn.peer);
                 let wait = Wait {
@@ -749,6 +763,7 @@ impl<S: Wire> Conn<S> {
             return Step::NeedBytes;
         };
         let from = b.head_len;
+        let before = b.body.len();
         let done = match &mut b.left {
             Left::Length(left) => {
                 let take = ((self.buf.len() - from) as u64).min(*left) as usize;
@@ -760,6 +775,11 @@ impl<S: Wire> Conn<S> {
             Left::Chunked(decoder) => match decoder.decode(&self.buf[from..], &mut b.body) {
                 Ok(s) => {
                     self.buf.drain(from..from + s.consumed);
+                    // The raw bytes are gone; only what they decoded to is held. (Without this,
+                    // chunk framing would use up the budget: a body with more raw bytes than
+                    // the cap could never complete, even alone.)
+                    let decoded = b.body.len() - before;
+                    b.reserved.shrink((s.consumed - decoded) as u64);
                     s.done
                 }
                 Err(e) => {
