@@ -85,6 +85,52 @@ fn replay_resolve_path() {
     log::info!("resolve_path: {n} inputs");
 }
 
+#[test_log::test]
+fn replay_conn() {
+    let n = replay("conn", fuzz_support::conn_script);
+    assert!(n > 0, "no conn inputs replayed");
+    log::info!("conn: {n} inputs");
+}
+
+/// `conn` seeds are cut to this length (its fuzzer runs with `-max_len=4096`; a longer input
+/// fed a byte at a time only costs time).
+const MAX_CONN_SEED: usize = 4096 - CONN_SCRIPT_ROOM;
+/// Room left in a `conn` seed for its header and script.
+const CONN_SCRIPT_ROOM: usize = 4 + 2 * 255;
+
+/// The `conn` seeds of one case: its bytes all at once, a byte at a time (writes too), and
+/// split at irregular points with `WouldBlock`s, partial writes and readiness events between
+/// (see `fuzz_support::conn_script` for the format). `salt` varies the splits between cases.
+fn conn_seeds(raw: &[u8], salt: usize) -> [(&'static str, Vec<u8>); 3] {
+    let raw = &raw[..raw.len().min(MAX_CONN_SEED)];
+    let with = |header: [u8; 4], script: &[u8]| {
+        let mut seed = header.to_vec();
+        seed.extend_from_slice(script);
+        seed.extend_from_slice(raw);
+        seed
+    };
+    let mut script = Vec::new();
+    let mut x = salt.wrapping_mul(2_654_435_761) | 1;
+    for _ in 0..64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let size = (x % 23) as u8 + 1;
+        match x % 5 {
+            // A read of `size` bytes; one that would block; a partial write; a readiness event.
+            0 | 1 => script.extend_from_slice(&[0, size]),
+            2 => script.extend_from_slice(&[12, 0]),
+            3 => script.extend_from_slice(&[1, size]),
+            _ => script.extend_from_slice(&[2, 0]),
+        }
+    }
+    [
+        ("whole", with([0, 0, 0, 0], &[])),
+        ("bytes", with([0, 1, 1, 0], &[])),
+        ("split", with([0, 0, 0, 64], &script)),
+    ]
+}
+
 /// The seeds each catalog case contributes: `(target, file name, bytes)`.
 fn catalog_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut seeds = Vec::new();
@@ -101,6 +147,9 @@ fn catalog_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             let mut body = vec![0u8];
             body.extend_from_slice(&case.raw[n..case.raw.len().min(n + MAX_SEED)]);
             seeds.push(("chunked_decode", name.clone(), body));
+        }
+        for (kind, bytes) in conn_seeds(&case.raw, seeds.len()) {
+            seeds.push(("conn", format!("{name}-{kind}"), bytes));
         }
     }
     seeds

@@ -24,17 +24,25 @@
 //! client has read the response.
 //!
 //! Data flows one way: socket → [`parse`] → [`Handler`] → [`render`] → [`Output`] → socket.
+//!
+//! The socket is a type parameter ([`Wire`]): a [`TcpStream`] in the server, an in-memory socket
+//! driven by a script in the `conn` fuzz target (`crate::fuzz_support::conn_script`), which also
+//! runs this state machine without a listener through [`Standalone`] and [`serve_with`].
 
-use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::Shared;
-use super::budget::Reservation;
+use super::budget::{BodyBudget, Reservation};
 use super::output::{Output, Progress};
+use super::{Config, Shared};
+
+pub(crate) use super::output::Wire;
 use crate::handler::Handler;
-use crate::handoff::table::{OnDeadline, Wait, WaitFor};
+pub(crate) use crate::handoff::table::{OnDeadline, Wait, WaitFor};
 use crate::http::response::render;
 use crate::http::{
     ChunkedDecoder, EMPTY_HEADER, Framing, ParseError, Request, Response, Status, Version,
@@ -43,6 +51,9 @@ use crate::http::{
 
 /// Most bytes read per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
+/// Most bytes read at once past the body budget, for the end of a chunked body whose data has
+/// reached the body limit.
+const FRAMING_READ: usize = 512;
 /// Most response bytes a worker writes to one connection per dispatch before letting other
 /// connections have it (a fast client of a large file would otherwise keep it for the whole file).
 const WRITE_BUDGET: u64 = 1024 * 1024;
@@ -62,8 +73,8 @@ const MAX_HEADERS: usize = crate::http::DEFAULT_MAX_HEADERS;
 /// when bytes arrive and given back when the connection parks with nothing pending, so parked idle
 /// connections cost a socket and this struct. Bytes are read into a per-thread scratch buffer and
 /// only what arrived is kept, so a slow client holds the bytes it sent, not a read buffer.
-pub(crate) struct Conn {
-    stream: TcpStream,
+pub(crate) struct Conn<S = TcpStream> {
+    stream: S,
     peer: SocketAddr,
     /// Bytes received and not yet consumed (part of a head, pipelined requests, or a body's raw
     /// bytes behind its head while the body is read).
@@ -168,10 +179,14 @@ impl Logged {
 }
 
 /// What the worker did with a connection.
-pub(crate) enum Outcome {
+pub(crate) enum Outcome<S = TcpStream> {
     /// Waiting: give it back to the event loop, parked with `wait`. With `again`, it should be
     /// served again at once (the worker stopped early to be fair to other connections).
-    Park { conn: Conn, wait: Wait, again: bool },
+    Park {
+        conn: Conn<S>,
+        wait: Wait,
+        again: bool,
+    },
     /// Closed (or to be closed: dropping the connection closes the socket).
     Closed,
 }
@@ -215,8 +230,8 @@ enum ReadResult {
     Eof,
 }
 
-impl Conn {
-    pub(crate) fn new(stream: TcpStream, peer: SocketAddr) -> Conn {
+impl<S: Wire> Conn<S> {
+    pub(crate) fn new(stream: S, peer: SocketAddr) -> Conn<S> {
         Conn {
             stream,
             peer,
@@ -229,6 +244,34 @@ impl Conn {
         }
     }
 
+    /// Bytes this connection holds in memory: received and not yet consumed (`buf`), the body
+    /// read so far, and the response not yet written.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn held(&self) -> Held {
+        Held {
+            buf: self.buf.len(),
+            body: match &self.phase {
+                Phase::Body(b) => b.body.len(),
+                _ => 0,
+            },
+            out: self.out.as_ref().map_or(0, |p| p.output.held()),
+        }
+    }
+}
+
+/// What `Conn::held` counts.
+#[cfg(feature = "fuzzing")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Held {
+    /// Bytes received and not yet consumed.
+    pub(crate) buf: usize,
+    /// Body bytes read (decoded) of the request being read.
+    pub(crate) body: usize,
+    /// Bytes of the response (or `100 Continue`) in memory and not yet written.
+    pub(crate) out: usize,
+}
+
+impl Conn {
     /// How a new connection waits for its first request.
     pub(crate) fn first_wait(shared: &Shared) -> Wait {
         Wait {
@@ -239,16 +282,82 @@ impl Conn {
     }
 }
 
+/// What serving a connection needs of the server: its configuration, whether it is stopping,
+/// and the server-wide body budget.
+pub(crate) struct Ctx<'a> {
+    config: &'a Config,
+    stopping: &'a AtomicBool,
+    body_budget: &'a Arc<BodyBudget>,
+}
+
+impl Ctx<'_> {
+    #[inline]
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+}
+
+/// The server state [`serve_with`] needs, owned, for driving connections without a listener or
+/// an event loop (the `conn` fuzz target).
+#[cfg(feature = "fuzzing")]
+pub(crate) struct Standalone {
+    config: Config,
+    stopping: AtomicBool,
+    body_budget: Arc<BodyBudget>,
+}
+
+#[cfg(feature = "fuzzing")]
+impl Standalone {
+    /// As [`ServerBuilder::build`](super::ServerBuilder::build) sets it up for `config`.
+    pub(crate) fn new(config: Config) -> Standalone {
+        let cap = config.max_buffered_body.max(config.limits.max_body);
+        Standalone {
+            config,
+            stopping: AtomicBool::new(false),
+            body_budget: BodyBudget::new(cap),
+        }
+    }
+
+    /// The server starts shutting down (what `ShutdownHandle::shutdown` sets).
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            config: &self.config,
+            stopping: &self.stopping,
+            body_budget: &self.body_budget,
+        }
+    }
+}
+
 /// Serves `conn` until it has to wait, is closed, or has had its share of the worker. With
 /// `timed_out`, the deadline of the wait it was parked with has passed (one that is answered:
 /// a head or a body that did not arrive in time).
-pub(crate) fn serve(
-    mut conn: Conn,
+pub(crate) fn serve<S: Wire>(
+    conn: Conn<S>,
     shared: &Shared,
     handler: &dyn Handler,
     peer_closed: bool,
     timed_out: bool,
-) -> Outcome {
+) -> Outcome<S> {
+    let cx = Ctx {
+        config: &shared.config,
+        stopping: &shared.stopping,
+        body_budget: &shared.body_budget,
+    };
+    serve_with(conn, &cx, handler, peer_closed, timed_out)
+}
+
+/// [`serve`], with what it needs of the server in `shared`.
+pub(crate) fn serve_with<S: Wire>(
+    mut conn: Conn<S>,
+    shared: &Ctx<'_>,
+    handler: &dyn Handler,
+    peer_closed: bool,
+    timed_out: bool,
+) -> Outcome<S> {
     conn.peer_closed |= peer_closed;
     if timed_out {
         match conn.phase {
@@ -279,7 +388,9 @@ pub(crate) fn serve(
         if let Some(pending) = &mut conn.out {
             let before = written;
             let budget = WRITE_BUDGET.saturating_sub(written).max(1);
-            let progress = pending.output.write_to(&conn.stream, budget, &mut written);
+            let progress = pending
+                .output
+                .write_to(&mut conn.stream, budget, &mut written);
             if written > before {
                 pending.last_progress = Instant::now();
             }
@@ -346,7 +457,18 @@ pub(crate) fn serve(
         // How much may be read: a body only into bytes reserved for it.
         let mut max = READ_CHUNK;
         if let Phase::Body(b) = &mut conn.phase {
-            let granted = b.reserved.grow_up_to(READ_CHUNK as u64);
+            let mut granted = b.reserved.grow_up_to(READ_CHUNK as u64);
+            if granted == 0
+                && matches!(b.left, Left::Chunked(_))
+                && b.body.len() as u64 >= shared.config.limits.max_body
+            {
+                // The body is as large as it may be: only the last chunk and the trailer
+                // section (or an error) can follow, and they add no body bytes, so no other
+                // request's end would make room for them. Read them past the cap, a little at
+                // a time (decoding gives the bytes back at once).
+                b.reserved.force(FRAMING_READ as u64);
+                granted = FRAMING_READ as u64;
+            }
             if granted == 0 {
                 log::debug!("{}: body budget exhausted; waiting", conn.peer);
                 let wait = Wait {
@@ -435,7 +557,7 @@ mod spare_buffer {
     }
 }
 
-impl Conn {
+impl<S: Wire> Conn<S> {
     /// One non-blocking read of at most `max` bytes: appended to `buf`, or discarded when
     /// `discard` (lingering).
     fn read_some(&mut self, max: usize, discard: bool) -> io::Result<ReadResult> {
@@ -443,7 +565,7 @@ impl Conn {
             let mut scratch = scratch.borrow_mut();
             let max = max.min(scratch.len());
             loop {
-                match (&self.stream).read(&mut scratch[..max]) {
+                match self.stream.read(&mut scratch[..max]) {
                     Ok(0) => return Ok(ReadResult::Eof),
                     Ok(n) => {
                         if !discard {
@@ -470,7 +592,7 @@ impl Conn {
     /// Parks the connection to wait for bytes, with the deadline its phase has. At shutdown, a
     /// connection that would wait for a request (or the rest of one) is closed instead: what had
     /// arrived has been read and answered.
-    fn park_reading(mut self, shared: &Shared, again: bool) -> Outcome {
+    fn park_reading(mut self, shared: &Ctx<'_>, again: bool) -> Outcome<S> {
         if shared.stopping() && !matches!(self.phase, Phase::Linger { .. }) {
             return Outcome::Closed;
         }
@@ -511,7 +633,7 @@ impl Conn {
     }
 
     /// Parses the buffer once and answers, starts or refuses the first request in it.
-    fn next_request(&mut self, shared: &Shared, handler: &dyn Handler) -> Step {
+    fn next_request(&mut self, shared: &Ctx<'_>, handler: &dyn Handler) -> Step {
         let started = self.first_byte.unwrap_or_else(Instant::now);
         let limits = &shared.config.limits;
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
@@ -541,7 +663,7 @@ impl Conn {
                     _ => Left::Chunked(ChunkedDecoder::new(limits.max_body)),
                 };
                 let now = Instant::now();
-                let mut reserved = Reservation::new(&shared.body_budget);
+                let mut reserved = Reservation::new(shared.body_budget);
                 reserved.force((self.buf.len() - consumed) as u64);
                 self.phase = Phase::Body(Box::new(BodyRead {
                     head_len: consumed,
@@ -607,7 +729,7 @@ impl Conn {
     }
 
     /// A head the parser rejected.
-    fn bad_request(&mut self, shared: &Shared, e: ParseError, started: Instant) -> Step {
+    fn bad_request(&mut self, shared: &Ctx<'_>, e: ParseError, started: Instant) -> Step {
         log::debug!("{}: bad request: {e}", self.peer);
         // Errors in a complete, body-less head leave the framing intact: answer and go on with
         // the next request. Every other error ends the connection.
@@ -643,11 +765,12 @@ impl Conn {
     }
 
     /// Moves what arrived of the body into the request; answers it once complete.
-    fn advance_body(&mut self, shared: &Shared, handler: &dyn Handler) -> Step {
+    fn advance_body(&mut self, shared: &Ctx<'_>, handler: &dyn Handler) -> Step {
         let Phase::Body(b) = &mut self.phase else {
             return Step::NeedBytes;
         };
         let from = b.head_len;
+        let before = b.body.len();
         let done = match &mut b.left {
             Left::Length(left) => {
                 let take = ((self.buf.len() - from) as u64).min(*left) as usize;
@@ -659,6 +782,11 @@ impl Conn {
             Left::Chunked(decoder) => match decoder.decode(&self.buf[from..], &mut b.body) {
                 Ok(s) => {
                     self.buf.drain(from..from + s.consumed);
+                    // The raw bytes are gone; only what they decoded to is held. (Without this,
+                    // chunk framing would use up the budget: a body with more raw bytes than
+                    // the cap could never complete, even alone.)
+                    let decoded = b.body.len() - before;
+                    b.reserved.shrink((s.consumed - decoded) as u64);
                     s.done
                 }
                 Err(e) => {
@@ -699,7 +827,7 @@ impl Conn {
     #[allow(clippy::too_many_arguments)]
     fn respond(
         &mut self,
-        shared: &Shared,
+        shared: &Ctx<'_>,
         head: Head,
         response: Response,
         panicked: bool,
@@ -731,7 +859,7 @@ impl Conn {
     /// Queues a plain error response with `Connection: close`.
     fn error(
         &mut self,
-        shared: &Shared,
+        shared: &Ctx<'_>,
         status: u16,
         then: Then,
         started: Instant,
@@ -755,7 +883,7 @@ impl Conn {
 
     fn queue(
         &mut self,
-        shared: &Shared,
+        shared: &Ctx<'_>,
         response: Response,
         opts: WriteOptions,
         then: Then,
@@ -787,7 +915,7 @@ impl Conn {
 
     /// After an error response: stop sending, drain for a while.
     fn start_linger(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Write);
+        let _ = self.stream.shutdown_write();
         self.buf = Vec::new();
         self.phase = Phase::Linger {
             until: Instant::now() + LINGER_TIME,
@@ -817,7 +945,7 @@ fn call_handler(
 
 /// The request line for the access log, with control bytes, quotes and backslashes escaped.
 /// Empty (and allocation-free) when the access log is off.
-fn access_line(shared: &Shared, req: &Request<'_, '_>) -> String {
+fn access_line(shared: &Ctx<'_>, req: &Request<'_, '_>) -> String {
     if !shared.config.access_log {
         return String::new();
     }

@@ -36,7 +36,7 @@
 
 mod budget;
 mod config;
-mod conn;
+pub(crate) mod conn;
 mod output;
 mod poller;
 
