@@ -4,7 +4,7 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -23,15 +23,8 @@ fn start(args: &[&str]) -> (Child, SocketAddr) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("binary starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first line: {line:?}"));
-    (child, addr.parse().unwrap())
+    let addr = startup_addr(child.stdout.take().unwrap());
+    (child, addr)
 }
 
 fn sigterm(child: &Child) {

@@ -4,7 +4,7 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -65,24 +65,8 @@ fn start(cmd: &mut Command) -> Started {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("a start-up line within 10 s");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first line: {line:?}"));
-    Started {
-        child,
-        addr: addr.parse().unwrap(),
-    }
+    let addr = startup_addr(child.stdout.take().unwrap());
+    Started { child, addr }
 }
 
 fn stderr_of(out: &Output) -> String {

@@ -14,7 +14,7 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -403,16 +403,7 @@ impl Binary {
             .stderr(Stdio::null())
             .spawn()
             .expect("poolserve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("start-up line: {line:?}"))
-            .parse()
-            .unwrap();
+        let addr = startup_addr(child.stdout.take().unwrap());
         Binary { child, addr }
     }
 }

@@ -62,6 +62,17 @@ fn early_answer_allowed(serving: Serving, case: &cases::Case, status: u16) -> bo
             .any(|m| case.raw.starts_with(m.as_bytes()))
 }
 
+/// Sends every case of classes A–I to a server on `addr`; fails listing every case that failed.
+fn assert_catalog_passes(addr: std::net::SocketAddr, serving: Serving) {
+    let failures = run_catalog(addr, serving);
+    assert!(
+        failures.is_empty(),
+        "{} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// Sends every case of classes A–I to a server on `addr` and returns the failures.
 fn run_catalog(addr: std::net::SocketAddr, serving: Serving) -> Vec<String> {
     let all = cases::load();
@@ -164,13 +175,7 @@ fn catalog_classes_a_to_i_over_tcp() {
         Server::builder().threads(2),
         StaticFiles::new(&site.root).unwrap(),
     );
-    let failures = run_catalog(srv.addr, Serving::Files);
-    assert!(
-        failures.is_empty(),
-        "{} cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_catalog_passes(srv.addr, Serving::Files);
 }
 
 /// The same catalog against a handler that reads every body (and echoes its length), so framing
@@ -187,13 +192,7 @@ fn catalog_classes_a_to_i_over_tcp_with_a_body_reading_handler() {
         Response::new(200).body(format!("{} body bytes\n", req.body().len()))
     };
     let srv = Running::start(Server::builder().threads(2), handler);
-    let failures = run_catalog(srv.addr, Serving::Bodies);
-    assert!(
-        failures.is_empty(),
-        "{} cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_catalog_passes(srv.addr, Serving::Bodies);
 }
 
 #[test_log::test]

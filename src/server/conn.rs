@@ -406,7 +406,9 @@ pub(crate) fn serve_with<S: Wire>(
                         Then::Linger => conn.start_linger(),
                     }
                 }
-                Ok(Progress::Blocked) => {
+                Ok(progress @ (Progress::Blocked | Progress::Budget)) => {
+                    // Blocked: the socket is full, wait for writability. Budget: this worker has
+                    // written its share; serve again at once if no one else is waiting.
                     let wait = Wait {
                         what: WaitFor::Write,
                         deadline: pending.last_progress + shared.config.write_timeout,
@@ -415,19 +417,7 @@ pub(crate) fn serve_with<S: Wire>(
                     return Outcome::Park {
                         conn,
                         wait,
-                        again: false,
-                    };
-                }
-                Ok(Progress::Budget) => {
-                    let wait = Wait {
-                        what: WaitFor::Write,
-                        deadline: pending.last_progress + shared.config.write_timeout,
-                        on_deadline: OnDeadline::Close,
-                    };
-                    return Outcome::Park {
-                        conn,
-                        wait,
-                        again: true,
+                        again: progress == Progress::Budget,
                     };
                 }
                 Err(e) => {

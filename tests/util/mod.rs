@@ -203,3 +203,23 @@ pub fn have(cmd: &str) -> bool {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// The address in the one line the `poolserve` binary prints at start (`listening on http://ADDR`),
+/// read from its stdout within 10 s (a binary that never prints fails the test, not hangs it).
+pub fn startup_addr(stdout: std::process::ChildStdout) -> SocketAddr {
+    use std::io::{BufRead, BufReader};
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a start-up line within 10 s");
+    line.trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("start-up line: {line:?}"))
+        .parse()
+        .expect("an address in the start-up line")
+}
