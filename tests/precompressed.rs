@@ -589,12 +589,6 @@ print("ok")
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }
 
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser"]
-        .into_iter()
-        .find(|c| have(c))
-}
-
 /// Headless Chromium loads a page whose scripts exist only as encoded siblings that differ from
 /// the plain files (so the DOM shows which one ran): `gz.js` has a gzip sibling, `br.js` a brotli
 /// and a gzip one. Chromium must decode each; for `br.js` it must run the brotli one if its
@@ -636,33 +630,7 @@ fn chromium_runs_scripts_served_from_br_and_gz_siblings() {
         files.handle(req)
     };
     let srv = start(Server::builder(), handler);
-    let profile =
-        std::env::temp_dir().join(format!("poolserve-chromium-enc-{}", std::process::id()));
-    let out = Command::new("timeout")
-        .arg("60")
-        .arg(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(format!("http://{}/page.html", srv.addr))
-        .output()
-        .expect("chromium runs");
-    let _ = std::fs::remove_dir_all(&profile);
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dom = chromium_dom(browser, &format!("http://{}/page.html", srv.addr));
     assert!(dom.contains("gz: FROM-GZ"), "{dom}");
     let seen = seen.lock().unwrap().clone();
     let br_ae = seen

@@ -223,3 +223,46 @@ pub fn startup_addr(stdout: std::process::ChildStdout) -> SocketAddr {
         .parse()
         .expect("an address in the start-up line")
 }
+
+/// The Chromium binary on PATH, if any (`.ci/run` installs Debian's `chromium`).
+pub fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| have(c))
+}
+
+/// Loads `url` in headless Chromium (at most 60 s, a throw-away profile) and returns the DOM it
+/// rendered; panics if Chromium fails.
+pub fn chromium_dom(browser: &str, url: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let profile = std::env::temp_dir().join(format!(
+        "poolserve-chromium-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let out = std::process::Command::new("timeout")
+        .arg("60")
+        .arg(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .expect("chromium runs");
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
