@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::access::{Logged, RequestLine, escape};
 use super::budget::{BodyBudget, Reservation};
 use super::output::{Output, Progress};
 use super::{Config, Shared};
@@ -111,8 +112,8 @@ struct BodyRead {
     body: Vec<u8>,
     /// Budget bytes held for `body` and the raw bytes behind the head.
     reserved: Reservation,
-    /// The request line, for the access log.
-    line: String,
+    /// What the access log says of the request.
+    line: RequestLine,
     /// When the head was complete (the total body deadline runs from it).
     started: Instant,
     /// When the last body byte arrived (the inactivity deadline runs from it).
@@ -141,7 +142,7 @@ impl Drop for Pending {
     /// gets its access-log line, with the body bytes actually sent.
     fn drop(&mut self) {
         if let Some(log) = self.log.take() {
-            log.emit(self.output.body_sent(), " aborted");
+            log.emit(self.output.body_sent(), true);
         }
     }
 }
@@ -155,27 +156,6 @@ enum Then {
     Close,
     /// Shut down the write side, drain for a while, close (after an error).
     Linger,
-}
-
-/// An access-log line waiting for its byte count.
-struct Logged {
-    peer: SocketAddr,
-    line: String,
-    status: u16,
-    started: Instant,
-}
-
-impl Logged {
-    fn emit(self, bytes: u64, suffix: &str) {
-        log::info!(
-            target: "poolserve::access",
-            "{} \"{}\" {} {bytes} {:.3}ms{suffix}",
-            self.peer,
-            self.line,
-            self.status,
-            self.started.elapsed().as_secs_f64() * 1e3
-        );
-    }
 }
 
 /// What the worker did with a connection.
@@ -365,7 +345,7 @@ pub(crate) fn serve_with<S: Wire>(
                 log::debug!("{}: header timeout", conn.peer);
                 conn.buf.clear();
                 let started = conn.first_byte.unwrap_or_else(Instant::now);
-                conn.error(shared, 408, Then::Close, started, String::from("-"));
+                conn.error(shared, 408, Then::Close, started, RequestLine::unparsed());
             }
             Phase::Body(_) => {
                 log::debug!("{}: body timeout", conn.peer);
@@ -398,7 +378,7 @@ pub(crate) fn serve_with<S: Wire>(
                 Ok(Progress::Done) => {
                     let mut pending = conn.out.take().expect("matched above");
                     if let Some(log) = pending.log.take() {
-                        log.emit(pending.output.body_sent(), "");
+                        log.emit(pending.output.body_sent(), false);
                     }
                     match pending.then {
                         Then::Next => {}
@@ -636,17 +616,17 @@ impl<S: Wire> Conn<S> {
         match req.framing {
             Framing::None => {
                 let (response, panicked) = call_handler(self.peer, handler, &req);
-                let line = access_line(shared, &req);
+                let line = RequestLine::of(&req, shared.config.access_log);
                 self.buf.drain(..consumed);
                 self.respond(shared, head, response, panicked, line, started, false)
             }
             Framing::Length(n) if n > limits.max_body => {
-                let line = access_line(shared, &req);
+                let line = RequestLine::of(&req, shared.config.access_log);
                 self.buf.clear();
                 self.error(shared, 413, Then::Linger, started, line)
             }
             framing if handler.wants_body(&req) => {
-                let line = access_line(shared, &req);
+                let line = RequestLine::of(&req, shared.config.access_log);
                 let expect_continue = req.expect_continue && self.buf.len() == consumed;
                 let left = match framing {
                     Framing::Length(n) => Left::Length(n),
@@ -679,7 +659,7 @@ impl<S: Wire> Conn<S> {
                 // Answered from the head; the body is skipped if it is all here, else the
                 // connection closes after the response.
                 let (response, panicked) = call_handler(self.peer, handler, &req);
-                let line = access_line(shared, &req);
+                let line = RequestLine::of(&req, shared.config.access_log);
                 let end = match framing {
                     Framing::Length(n) => {
                         let have = (self.buf.len() - consumed) as u64;
@@ -721,6 +701,7 @@ impl<S: Wire> Conn<S> {
     /// A head the parser rejected.
     fn bad_request(&mut self, shared: &Ctx<'_>, e: ParseError, started: Instant) -> Step {
         log::debug!("{}: bad request: {e}", self.peer);
+        let line = RequestLine::of_rejected(&self.buf, shared.config.access_log);
         // Errors in a complete, body-less head leave the framing intact: answer and go on with
         // the next request. Every other error ends the connection.
         if let (false, Some(n)) = (e.must_close(), head_end(&self.buf, 0)) {
@@ -734,24 +715,10 @@ impl<S: Wire> Conn<S> {
                 http10: false,
             };
             let response = Response::plain_status(e.status_code());
-            return self.respond(
-                shared,
-                head,
-                response,
-                false,
-                String::from("-"),
-                started,
-                false,
-            );
+            return self.respond(shared, head, response, false, line, started, false);
         }
         self.buf.clear();
-        self.error(
-            shared,
-            e.status_code(),
-            Then::Linger,
-            started,
-            String::from("-"),
-        )
+        self.error(shared, e.status_code(), Then::Linger, started, line)
     }
 
     /// Moves what arrived of the body into the request; answers it once complete.
@@ -821,7 +788,7 @@ impl<S: Wire> Conn<S> {
         head: Head,
         response: Response,
         panicked: bool,
-        line: String,
+        line: RequestLine,
         started: Instant,
         force_close: bool,
     ) -> Step {
@@ -853,7 +820,7 @@ impl<S: Wire> Conn<S> {
         status: u16,
         then: Then,
         started: Instant,
-        line: String,
+        line: RequestLine,
     ) -> Step {
         let opts = WriteOptions {
             head_only: false,
@@ -877,7 +844,7 @@ impl<S: Wire> Conn<S> {
         response: Response,
         opts: WriteOptions,
         then: Then,
-        line: String,
+        line: RequestLine,
         started: Instant,
     ) -> Step {
         let status = response.status();
@@ -890,7 +857,7 @@ impl<S: Wire> Conn<S> {
         };
         let log = shared.config.access_log.then_some(Logged {
             peer: self.peer,
-            line,
+            request: line,
             status,
             started,
         });
@@ -931,32 +898,4 @@ fn call_handler(
             (Response::plain_status(500), true)
         }
     }
-}
-
-/// The request line for the access log, with control bytes, quotes and backslashes escaped.
-/// Empty (and allocation-free) when the access log is off.
-fn access_line(shared: &Ctx<'_>, req: &Request<'_, '_>) -> String {
-    if !shared.config.access_log {
-        return String::new();
-    }
-    format!(
-        "{} {} {}",
-        req.method,
-        escape(req.target.as_bytes()),
-        req.version.as_str()
-    )
-}
-
-/// Escapes bytes for a log line: printable ASCII as is, `"` and `\` escaped, everything else `\xHH`.
-pub(crate) fn escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for &b in bytes {
-        match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out
 }

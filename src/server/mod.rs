@@ -34,6 +34,7 @@
 //!   within [`Config::grace_period`]; what is left then is closed and counted in
 //!   [`ServeReport::unfinished`].
 
+mod access;
 mod budget;
 mod config;
 pub(crate) mod conn;
