@@ -55,9 +55,10 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Most bytes read at once past the body budget, for the end of a chunked body whose data has
 /// reached the body limit.
 const FRAMING_READ: usize = 512;
-/// Most response bytes a worker writes to one connection per dispatch before letting other
-/// connections have it (a fast client of a large file would otherwise keep it for the whole file).
-const WRITE_BUDGET: u64 = 1024 * 1024;
+/// Most response bytes a worker writes to one connection per round before letting other
+/// connections have it (a fast client of a large file would otherwise keep it for the whole file);
+/// also the largest single `sendfile` (nginx's `sendfile_max_chunk` default).
+const WRITE_BUDGET: u64 = 2 * 1024 * 1024;
 /// After an error response, how long (and how much) to drain what the client still sends, so
 /// that closing does not reset the connection before the client reads the response (RFC 9112 §9.6).
 /// Lingering costs a socket, not a worker, so it can afford to wait for a client that is still

@@ -180,8 +180,10 @@ impl Output {
             if *written - start >= budget {
                 return Ok(Progress::Budget);
             }
-            let want = budget.saturating_sub(*written - start).max(1);
-            match self.send_file(stream, want)? {
+            // A whole budget per call, not what the head left of it: a file that fits in one
+            // budget goes out in one `sendfile` after its head (nginx, with its 2 MiB chunk
+            // limit, does the same), not in two.
+            match self.send_file(stream, budget)? {
                 Some(0) => {}
                 Some(n) => *written += n,
                 None => return Ok(Progress::Blocked),
