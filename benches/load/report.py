@@ -11,16 +11,29 @@ import re
 import sys
 from pathlib import Path
 
-SERVERS = ["poolserve", "hyper", "tiny", "book"]
+SERVERS = ["poolserve", "hyper", "tiny", "book", "nginx"]
 LOADS = [
     ("ka1", "keep-alive, 1 conn, `/`"),
     ("ka16", "keep-alive, 16 conns, `/`"),
     ("ka64", "keep-alive, 64 conns, `/`"),
     ("ka256", "keep-alive, 256 conns, `/`"),
     ("close16", "`Connection: close`, 16 conns, `/`"),
-    ("1mib16", "keep-alive, 16 conns, `/1m.bin`"),
+    ("1mib16", "keep-alive, 16 conns, `/1m.bin` (1 MiB)"),
+    ("large", "keep-alive, large file"),  # relabelled from machine.txt in main()
 ]
-COLORS = {"poolserve": "#1f77b4", "hyper": "#ff7f0e", "tiny": "#2ca02c", "book": "#9467bd"}
+# The rows whose figure of merit is MiB/s rather than requests/s.
+LARGE_LOADS = ("1mib16", "large")
+# The issue's targets: (load, peer, minimum ratio poolserve / peer, measure).
+TARGETS = [
+    ("1mib16", "nginx", 1.0, "mib_per_s"),
+    ("large", "nginx", 1.0, "mib_per_s"),
+    ("ka1", "hyper", 0.95, "req_per_s"),
+    ("ka16", "hyper", 0.95, "req_per_s"),
+    ("ka64", "hyper", 0.95, "req_per_s"),
+    ("ka256", "hyper", 0.95, "req_per_s"),
+]
+COLORS = {"poolserve": "#1f77b4", "hyper": "#ff7f0e", "tiny": "#2ca02c", "book": "#9467bd",
+          "nginx": "#d62728"}
 SHARED_NOTE = "wrk (2 threads) runs on the same 2 cores as the server"
 
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
@@ -39,6 +52,8 @@ def parse(path):
         row[key] = m.group(1) if m else ""
     m = re.search(r"header=(.*?) duration=", text)
     row["header"] = m.group(1) if m else ""
+    m = re.search(r"^# bytes=(\d+)", text, re.M)
+    row["bytes"] = int(m.group(1)) if m else None
     m = re.search(r"loadavg_before=(\S+)", text)
     row["loadavg_before"] = float(m.group(1)) if m else None
     m = re.search(r"loadavg_after=(\S+)", text)
@@ -107,6 +122,7 @@ def aggregate(rows):
     agg = {}
     for key, rs in groups.items():
         rps = [r["req_per_s"] for r in rs if r["req_per_s"] is not None]
+        mibs = [r["mib_per_s"] for r in rs if r["mib_per_s"] is not None]
         errors = {}
         for r in rs:
             for k, v in r["socket_errors"].items():
@@ -118,6 +134,9 @@ def aggregate(rows):
             "req_per_s": median(rps),
             "req_per_s_min": min(rps) if rps else None,
             "req_per_s_max": max(rps) if rps else None,
+            "mib_per_s": median(mibs),
+            "mib_per_s_min": min(mibs) if mibs else None,
+            "mib_per_s_max": max(mibs) if mibs else None,
             "p50_ms": median(r["p50_ms"] for r in rs),
             "p99_ms": median(r["p99_ms"] for r in rs),
             "p99_ms_max": max((r["p99_ms"] for r in rs if r["p99_ms"] is not None), default=None),
@@ -131,25 +150,26 @@ def aggregate(rows):
     return agg
 
 
-def ratios(rows):
-    """poolserve / peer: the ratio of the medians, and the range of the per-round ratios."""
+def ratios(rows, measure="req_per_s"):
+    """poolserve / peer in `measure` (req_per_s or mib_per_s): the ratio of the medians, and the
+    range of the per-round ratios."""
     agg = aggregate(rows)
     per_round = {}
     for r in rows:
-        per_round[(r["server"], r["load"], r["round"])] = r["req_per_s"]
+        per_round[(r["server"], r["load"], r["round"])] = r[measure]
     out = {}
     for load, _ in LOADS:
         ps = agg.get(("poolserve", load))
         for p in SERVERS[1:]:
             r = agg.get((p, load))
-            if not (ps and r and ps["req_per_s"] and r["req_per_s"]):
+            if not (ps and r and ps[measure] and r[measure]):
                 continue
             rounds = sorted({k[2] for k in per_round if k[1] == load})
             each = [per_round.get(("poolserve", load, n)) and per_round.get((p, load, n))
                     and per_round[("poolserve", load, n)] / per_round[(p, load, n)] for n in rounds]
             each = [x for x in each if x]
             out.setdefault(load, {})[p] = {
-                "median_ratio": round(ps["req_per_s"] / r["req_per_s"], 3),
+                "median_ratio": round(ps[measure] / r[measure], 3),
                 "per_round_min": round(min(each), 3) if each else None,
                 "per_round_max": round(max(each), 3) if each else None,
             }
@@ -201,7 +221,79 @@ def table(rows, machine):
             else:
                 cells.append("—")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    large = [(l, lab) for l, lab in LOADS if l in LARGE_LOADS and any(r["load"] == l for r in rows)]
+    mrat = ratios(rows, "mib_per_s")
+    if large:
+        lines.append("")
+        lines.append(
+            "Large files in MiB/s (wrk's `Transfer/sec`, response heads included): median over the "
+            "rounds, lowest–highest round, and poolserve ÷ server as the ratio of the medians "
+            f"(lowest–highest ratio within one round); {SHARED_NOTE}:"
+        )
+        lines.append("")
+        lines.append("| load | server | MiB/s (median) | MiB/s range | req/s (median) | p50 | p99 | "
+                     "poolserve ÷ server | errors |")
+        lines.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
+        for load, label in large:
+            for s in SERVERS:
+                a = agg.get((s, load))
+                if not a:
+                    continue
+                x = mrat.get(load, {}).get(s)
+                ratio = (f"{x['median_ratio']:.2f}× ({x['per_round_min']:.2f}–{x['per_round_max']:.2f})"
+                         if x else "—")
+                name = f"**{s}**" if s == "poolserve" else s
+                lines.append(
+                    f"| {label} | {name} | {fmt_mib(a['mib_per_s'])} | "
+                    f"{fmt_mib(a['mib_per_s_min'])}–{fmt_mib(a['mib_per_s_max'])} | "
+                    f"{a['req_per_s']:,.1f} | {fmt_ms(a['p50_ms'])} | {fmt_ms(a['p99_ms'])} | "
+                    f"{ratio} | {problems(a)} |"
+                )
+    trows = target_rows(rows)
+    if trows:
+        lines.append("")
+        lines.append("Against the targets (ratio of the medians; in brackets the lowest–highest "
+                     "ratio within one round):")
+        lines.append("")
+        lines.append("| target | poolserve | peer | ratio | verdict |")
+        lines.append("|---|---:|---:|---:|---|")
+        for t in trows:
+            unit = "MiB/s" if t["measure"] == "mib_per_s" else "req/s"
+            lines.append(
+                f"| {t['label']}: poolserve ≥ {t['minimum']:.2f}× {t['peer']} in {unit} | "
+                f"{t['poolserve']:,.0f} | {t['peer_value']:,.0f} | {t['ratio']:.2f}× "
+                f"({t['per_round_min']:.2f}–{t['per_round_max']:.2f}) | {t['verdict']} |"
+            )
     return "\n".join(lines) + "\n"
+
+
+def fmt_mib(v):
+    return "—" if v is None else f"{v:,.0f}"
+
+
+def target_rows(rows):
+    agg = aggregate(rows)
+    labels = dict(LOADS)
+    out = []
+    for load, peer, minimum, measure in TARGETS:
+        x = ratios(rows, measure).get(load, {}).get(peer)
+        if not x:
+            continue
+        ratio = x["median_ratio"]
+        if ratio >= minimum and x["per_round_min"] >= minimum:
+            verdict = "met in every round"
+        elif ratio >= minimum:
+            verdict = "met (median), missed in some round"
+        else:
+            verdict = f"**missed** by {100 * (1 - ratio / minimum):.0f} %"
+        out.append({
+            "load": load, "label": labels.get(load, load), "peer": peer, "minimum": minimum,
+            "measure": measure, "poolserve": agg[("poolserve", load)][measure],
+            "peer_value": agg[(peer, load)][measure], "ratio": ratio,
+            "per_round_min": x["per_round_min"], "per_round_max": x["per_round_max"],
+            "verdict": verdict,
+        })
+    return out
 
 
 # --- SVG -----------------------------------------------------------------------------------------
@@ -277,22 +369,26 @@ def svg(rows, machine):
     rps = {k: a["req_per_s"] for k, a in agg.items()}
     rng = {k: (a["req_per_s_min"], a["req_per_s_max"]) for k, a in agg.items()}
     k = lambda v: f"{v / 1000:g}k" if v >= 1000 else f"{v:.0f}"
-    small_rps = {key: v for key, v in rps.items() if key[1] != "1mib16"}
-    bar_panel(out, 90, 90, 560, 240, "requests/s, 176-byte page", small, small_rps, "requests/s",
+    small_rps = {key: v for key, v in rps.items() if key[1] not in LARGE_LOADS}
+    bar_panel(out, 90, 90, 520, 240, "requests/s, 176-byte page", small, small_rps, "requests/s",
               k, rng)
-    big = {(s, "1mib16"): rps.get((s, "1mib16")) for s in SERVERS}
-    bar_panel(out, 760, 90, 200, 240, "requests/s, 1 MiB file", [("1mib16", "keep-alive 16")],
-              big, "", k, rng)
+    large_keys = [("1mib16", "1 MiB, 16"),
+                  ("large", f"{machine.get('large_mib', '?')} MiB, {machine.get('large_conns', '?')}")]
+    mib = {key: a["mib_per_s"] for key, a in agg.items() if key[1] in LARGE_LOADS}
+    mrng = {key: (a["mib_per_s_min"], a["mib_per_s_max"]) for key, a in agg.items()
+            if key[1] in LARGE_LOADS}
+    bar_panel(out, 700, 90, 260, 240, "MiB/s, large files", large_keys, mib, "MiB/s",
+              lambda v: f"{v:,.0f}", mrng)
     p99 = {key: a["p99_ms"] for key, a in agg.items()}
     ms = lambda v: f"{v:.1f}" if v < 10 else f"{v:.0f}"
     bar_panel(out, 90, 420, 870, 220, "p99 latency, ms (median of the rounds)",
-              small + [("1mib16", "1 MiB, 16")], p99, "ms", ms)
+              small + large_keys, p99, "ms", ms)
     lx = 90
     for s in SERVERS:
         if any(r["server"] == s for r in rows):
             out.append(f'<rect x="{lx}" y="{H - 40}" width="14" height="14" fill="{COLORS[s]}"/>')
             out.append(f'<text x="{lx + 20}" y="{H - 28}" font-size="13">{s}</text>')
-            lx += 130
+            lx += 120
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -307,11 +403,17 @@ def main():
             if "=" in line:
                 k, v = line.split("=", 1)
                 machine[k] = v
-    rows = [parse(p) for p in sorted(raw.glob("*.*.txt"))]
+    global LOADS
+    if "large_mib" in machine:
+        LOADS = [(l, f"keep-alive, {machine.get('large_conns', '?')} conns, `/large.bin` "
+                     f"({machine['large_mib']} MiB)") if l == "large" else (l, lab)
+                 for l, lab in LOADS]
+    # Only the wrk outputs (SERVER.LOAD.rN.txt); never anyone else's files (attack*).
+    rows = [parse(p) for p in sorted(raw.glob("*.*.r*.txt")) if not p.name.startswith("attack")]
     order = {s: i for i, s in enumerate(SERVERS)}
     lorder = {l: i for i, (l, _) in enumerate(LOADS)}
     rows.sort(key=lambda r: (r["round"], lorder.get(r["load"], 99), order.get(r["server"], 99)))
-    fields = ["round", "server", "load", "connections", "path", "header", "duration", "req_per_s",
+    fields = ["round", "server", "load", "connections", "path", "bytes", "header", "duration", "req_per_s",
               "mib_per_s", "p50_ms", "p75_ms", "p90_ms", "p99_ms", "requests", "non_2xx",
               "socket_errors", "server_died", "loadavg_before", "loadavg_after"]
     with open(out / "results.csv", "w", newline="") as f:
@@ -325,7 +427,10 @@ def main():
         {"machine": machine, "note": SHARED_NOTE,
          "medians": sorted(aggregate(rows).values(),
                            key=lambda a: (lorder.get(a["load"], 99), order.get(a["server"], 99))),
-         "ratio_poolserve_over_peer": ratios(rows), "runs": rows},
+         "ratio_poolserve_over_peer": ratios(rows),
+         "ratio_poolserve_over_peer_mib_per_s": {k: v for k, v in ratios(rows, "mib_per_s").items()
+                                                 if k in LARGE_LOADS},
+         "targets": target_rows(rows), "runs": rows},
         indent=2) + "\n")
     (out / "table.md").write_text(table(rows, machine))
     (out / "plot.svg").write_text(svg(rows, machine))
