@@ -41,6 +41,17 @@ fn fresh_client_is_answered_promptly(addr: SocketAddr) {
     );
 }
 
+/// `n` connections, each of which has sent `bytes` (and then does nothing more).
+fn clients_sending(addr: SocketAddr, n: usize, bytes: &[u8]) -> Vec<TcpStream> {
+    (0..n)
+        .map(|_| {
+            let mut s = connect(addr);
+            s.write_all(bytes).unwrap();
+            s
+        })
+        .collect()
+}
+
 /// A handler that reads bodies: answers with the body's length and its bytes.
 fn echo(req: &Request<'_, '_>) -> Response {
     if req.path() == "/hello.txt" {
@@ -55,15 +66,9 @@ fn echo(req: &Request<'_, '_>) -> Response {
 fn clients_trickling_bodies_do_not_hold_the_worker() {
     let srv = Running::start(Server::builder().threads(1).access_log(false), echo);
     let body: Vec<u8> = (0..1000u32).map(|i| b'a' + (i % 26) as u8).collect();
-    let mut slow: Vec<TcpStream> = (0..SLOW)
-        .map(|_| {
-            let mut s = connect(srv.addr);
-            s.write_all(b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
-                .unwrap();
-            s.write_all(&body[..10]).unwrap();
-            s
-        })
-        .collect();
+    let mut head = b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n".to_vec();
+    head.extend_from_slice(&body[..10]);
+    let mut slow = clients_sending(srv.addr, SLOW, &head);
     std::thread::sleep(Duration::from_millis(200)); // every slow body is under way
     fresh_client_is_answered_promptly(srv.addr);
     // Each slow client finishes its body, in pieces, and gets the whole body back.
@@ -97,14 +102,7 @@ fn clients_not_reading_a_large_response_do_not_hold_the_worker() {
         Server::builder().threads(1).access_log(false),
         StaticFiles::new(&site.root).unwrap(),
     );
-    let mut slow: Vec<TcpStream> = (0..SLOW)
-        .map(|_| {
-            let mut s = connect(srv.addr);
-            s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-                .unwrap();
-            s
-        })
-        .collect();
+    let mut slow = clients_sending(srv.addr, SLOW, b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
     std::thread::sleep(Duration::from_millis(300)); // every socket buffer is full by now
     fresh_client_is_answered_promptly(srv.addr);
     // Now they read: each gets the whole file, byte for byte, and the connection stays usable.
@@ -127,14 +125,11 @@ fn clients_sending_garbage_and_holding_the_socket_do_not_hold_the_worker() {
         StaticFiles::new(&site.root).unwrap(),
     );
     // Each of these used to cost the worker a lingering close of up to half a second.
-    let mut slow: Vec<TcpStream> = (0..SLOW)
-        .map(|_| {
-            let mut s = connect(srv.addr);
-            s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n")
-                .unwrap();
-            s
-        })
-        .collect();
+    let mut slow = clients_sending(
+        srv.addr,
+        SLOW,
+        b"GET / HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n",
+    );
     fresh_client_is_answered_promptly(srv.addr);
     for s in &mut slow {
         let reply = read_reply(s, false).expect("an error response");
@@ -197,16 +192,8 @@ fn uploads_over_the_body_budget_wait_and_then_complete() {
         echo,
     );
     let body: Vec<u8> = (0..LEN).map(|i| b'A' + (i % 23) as u8).collect();
-    let mut clients: Vec<TcpStream> = (0..3)
-        .map(|_| {
-            let mut s = connect(srv.addr);
-            s.write_all(
-                format!("POST /u HTTP/1.1\r\nHost: t\r\nContent-Length: {LEN}\r\n\r\n").as_bytes(),
-            )
-            .unwrap();
-            s
-        })
-        .collect();
+    let head = format!("POST /u HTTP/1.1\r\nHost: t\r\nContent-Length: {LEN}\r\n\r\n");
+    let mut clients = clients_sending(srv.addr, 3, head.as_bytes());
     for piece in body.chunks(8_000) {
         for s in &mut clients {
             s.write_all(piece).unwrap();
@@ -337,14 +324,7 @@ fn requests_fully_sent_before_shutdown_are_answered_while_slow_readers_download(
             .grace_period(Duration::from_secs(5)),
         StaticFiles::new(&site.root).unwrap(),
     );
-    let _slow: Vec<TcpStream> = (0..4)
-        .map(|_| {
-            let mut s = connect(srv.addr);
-            s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-                .unwrap();
-            s
-        })
-        .collect();
+    let _slow = clients_sending(srv.addr, 4, b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
     std::thread::sleep(Duration::from_millis(200));
     let mut clients: Vec<TcpStream> = (0..50).map(|_| connect(srv.addr)).collect();
     for s in &mut clients {
