@@ -1,9 +1,12 @@
 //! The server-wide cap on request-body bytes held in memory ([`Config::max_buffered_body`]).
 //!
-//! A connection reads a body only into bytes it has reserved here first; when the cap is reached,
-//! it stops reading (the client's bytes wait in the kernel, and TCP flow control slows the client)
-//! and is dispatched again at the next tick, until other requests have finished and released
-//! theirs. So 10,000 concurrent uploads cost at most the cap, not 10,000 × the body limit.
+//! A request reads its body only once it holds a reservation for the whole of it: its
+//! `Content-Length`, or the body limit for a chunked body, whose length is not known. A request
+//! that cannot get one does not start reading (the client's bytes wait in the kernel, and TCP flow
+//! control slows the client) and tries again at the next tick, until other requests have finished
+//! and released theirs. So 10,000 concurrent uploads cost at most the cap, not 10,000 × the body
+//! limit; and since a request either holds all it needs or nothing, uploads can never each hold a
+//! part and wait for one another for ever.
 //!
 //! [`Config::max_buffered_body`]: super::Config::max_buffered_body
 
@@ -48,42 +51,26 @@ impl Reservation {
         }
     }
 
-    /// Reserves up to `want` more bytes, as many as the cap allows; returns how many.
-    pub(crate) fn grow_up_to(&mut self, want: u64) -> u64 {
+    /// Reserves `n` more bytes if the cap allows all of them; else reserves nothing. Returns
+    /// whether it did.
+    pub(crate) fn grow_exact(&mut self, n: u64) -> bool {
         let b = &self.budget;
         let mut used = b.used.load(Ordering::Relaxed);
         loop {
-            let grant = want.min(b.cap.saturating_sub(used));
-            if grant == 0 {
-                return 0;
+            if used.saturating_add(n) > b.cap {
+                return false;
             }
-            match b.used.compare_exchange_weak(
-                used,
-                used + grant,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
+            match b
+                .used
+                .compare_exchange_weak(used, used + n, Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => {
-                    self.bytes += grant;
-                    return grant;
+                    self.bytes += n;
+                    return true;
                 }
                 Err(now) => used = now,
             }
         }
-    }
-
-    /// Reserves `n` bytes that are already in memory, even past the cap (bytes that arrived with
-    /// the head, before the body was known to be wanted; at most a read's worth).
-    pub(crate) fn force(&mut self, n: u64) {
-        self.budget.used.fetch_add(n, Ordering::Relaxed);
-        self.bytes += n;
-    }
-
-    /// Gives back `n` of the reserved bytes (reserved for a read that brought fewer).
-    pub(crate) fn shrink(&mut self, n: u64) {
-        let n = n.min(self.bytes);
-        self.budget.used.fetch_sub(n, Ordering::Relaxed);
-        self.bytes -= n;
     }
 }
 
@@ -98,18 +85,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reservations_stop_at_the_cap_and_come_back_when_dropped() {
+    fn reservations_are_all_or_nothing_and_come_back_when_dropped() {
         let budget = BodyBudget::new(100);
         let mut a = Reservation::new(&budget);
         let mut b = Reservation::new(&budget);
-        assert_eq!(a.grow_up_to(70), 70);
-        assert_eq!(b.grow_up_to(70), 30, "only what is left under the cap");
-        assert_eq!(b.grow_up_to(1), 0);
-        a.shrink(20);
-        assert_eq!(b.grow_up_to(50), 20);
-        b.force(5);
-        assert_eq!(budget.used(), 105);
+        assert!(a.grow_exact(70));
+        assert!(!b.grow_exact(40), "all or nothing: 30 are left");
+        assert_eq!(budget.used(), 70, "a refused reservation holds nothing");
+        assert!(b.grow_exact(30));
         drop(a);
+        assert!(b.grow_exact(70));
         drop(b);
         assert_eq!(budget.used(), 0, "every reserved byte is released");
     }

@@ -52,9 +52,6 @@ use crate::http::{
 
 /// Most bytes read per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
-/// Most bytes read at once past the body budget, for the end of a chunked body whose data has
-/// reached the body limit.
-const FRAMING_READ: usize = 512;
 /// Most response bytes a worker writes to one connection per round before letting other
 /// connections have it (a fast client of a large file would otherwise keep it for the whole file);
 /// also the largest single `sendfile` (nginx's `sendfile_max_chunk` default).
@@ -111,8 +108,10 @@ struct BodyRead {
     left: Left,
     /// The body read so far, decoded.
     body: Vec<u8>,
-    /// Budget bytes held for `body` and the raw bytes behind the head.
+    /// Budget bytes held for the body: none until `admitted`, then the whole body's worth.
     reserved: Reservation,
+    /// The reservation for the whole body is held: the body may be read.
+    admitted: bool,
     /// What the access log says of the request.
     line: RequestLine,
     /// When the head was complete (the total body deadline runs from it).
@@ -425,22 +424,15 @@ pub(crate) fn serve_with<S: Wire>(
             let again = !drained || conn.peer_closed;
             return conn.park_reading(shared, again);
         }
-        // How much may be read: a body only into bytes reserved for it.
-        let mut max = READ_CHUNK;
-        if let Phase::Body(b) = &mut conn.phase {
-            let mut granted = b.reserved.grow_up_to(READ_CHUNK as u64);
-            if granted == 0
-                && matches!(b.left, Left::Chunked(_))
-                && b.body.len() as u64 >= shared.config.limits.max_body
-            {
-                // The body is as large as it may be: only the last chunk and the trailer
-                // section (or an error) can follow, and they add no body bytes, so no other
-                // request's end would make room for them. Read them past the cap, a little at
-                // a time (decoding gives the bytes back at once).
-                b.reserved.force(FRAMING_READ as u64);
-                granted = FRAMING_READ as u64;
-            }
-            if granted == 0 {
+        // A body is read only once the whole of it is reserved (see `budget.rs`).
+        if let Phase::Body(b) = &mut conn.phase
+            && !b.admitted
+        {
+            let need = match b.left {
+                Left::Length(n) => n,
+                Left::Chunked(_) => shared.config.limits.max_body,
+            };
+            if !b.reserved.grow_exact(need) {
                 log::debug!("{}: body budget exhausted; waiting", conn.peer);
                 let wait = Wait {
                     what: WaitFor::Tick,
@@ -453,16 +445,10 @@ pub(crate) fn serve_with<S: Wire>(
                     again: false,
                 };
             }
-            max = granted as usize;
+            b.admitted = true;
         }
+        let max = READ_CHUNK;
         let result = conn.read_some(max, lingering);
-        if let Phase::Body(b) = &mut conn.phase {
-            let got = match &result {
-                Ok(ReadResult::Data { n, .. }) => *n,
-                _ => 0,
-            };
-            b.reserved.shrink((max - got) as u64);
-        }
         match result {
             Ok(ReadResult::Data { n, short }) => {
                 read += n;
@@ -634,14 +620,14 @@ impl<S: Wire> Conn<S> {
                     _ => Left::Chunked(ChunkedDecoder::new(limits.max_body)),
                 };
                 let now = Instant::now();
-                let mut reserved = Reservation::new(shared.body_budget);
-                reserved.force((self.buf.len() - consumed) as u64);
+                let reserved = Reservation::new(shared.body_budget);
                 self.phase = Phase::Body(Box::new(BodyRead {
                     head_len: consumed,
                     head,
                     left,
                     body: Vec::new(),
                     reserved,
+                    admitted: false,
                     line,
                     started: now,
                     last_byte: now,
@@ -728,7 +714,6 @@ impl<S: Wire> Conn<S> {
             return Step::NeedBytes;
         };
         let from = b.head_len;
-        let before = b.body.len();
         let done = match &mut b.left {
             Left::Length(left) => {
                 let take = ((self.buf.len() - from) as u64).min(*left) as usize;
@@ -740,11 +725,6 @@ impl<S: Wire> Conn<S> {
             Left::Chunked(decoder) => match decoder.decode(&self.buf[from..], &mut b.body) {
                 Ok(s) => {
                     self.buf.drain(from..from + s.consumed);
-                    // The raw bytes are gone; only what they decoded to is held. (Without this,
-                    // chunk framing would use up the budget: a body with more raw bytes than
-                    // the cap could never complete, even alone.)
-                    let decoded = b.body.len() - before;
-                    b.reserved.shrink((s.consumed - decoded) as u64);
                     s.done
                 }
                 Err(e) => {
