@@ -233,7 +233,10 @@ pub mod pool;
 #[doc(hidden)]
 pub mod handoff;
 
-pub use pool::{BuildError, Builder, ExecuteError, Job, PoolError, ShutdownReport, ThreadPool};
+pub use pool::{
+    BuildError, Builder, ExecuteError, Job, JobHandle, JoinError, JoinTimeoutError, PoolError,
+    ShutdownReport, ThreadPool,
+};
 
 #[cfg(not(loom))]
 pub mod http;

@@ -34,6 +34,15 @@ impl<F> ExecuteError<F> {
         }
     }
 
+    /// The same refusal, with the job passed through `f` (how `spawn` hands back the caller's
+    /// closure rather than its wrapper).
+    pub(crate) fn map<G>(self, f: impl FnOnce(F) -> G) -> ExecuteError<G> {
+        match self {
+            ExecuteError::ShutDown(job) => ExecuteError::ShutDown(f(job)),
+            ExecuteError::Full(job) => ExecuteError::Full(f(job)),
+        }
+    }
+
     /// Returns `true` if the job was refused because the pool is shutting down.
     pub fn is_shut_down(&self) -> bool {
         matches!(self, ExecuteError::ShutDown(_))
