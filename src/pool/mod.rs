@@ -7,6 +7,9 @@
 //!   [`shutdown_now`](ThreadPool::shutdown_now) hands it back un-run (then it never runs).
 //! * **Refused ⇒ handed back.** A job refused because the pool is shutting down or its bounded
 //!   queue is full comes back inside the [`ExecuteError`]; nothing is silently dropped.
+//! * **A spawned job's handle always resolves.** [`spawn`](ThreadPool::spawn) returns a
+//!   [`JobHandle`] that resolves exactly once: to the job's value, to [`JoinError::Panicked`], or to
+//!   [`JoinError::Cancelled`] if the job is dropped without running (claims H1–H4 in `handle.rs`).
 //! * **Panics are contained.** A panicking job is caught, counted in [`panicked`](ThreadPool::panicked)
 //!   and logged; its worker goes on serving.
 //! * **Drop drains and joins.** Dropping the pool runs every queued job and joins every worker; it never
