@@ -14,6 +14,10 @@
 //!   submit call until the job's first instruction (timed with `iter_custom`; the pause that lets
 //!   the workers park is not timed).
 //! * `mixed/{w}w` — `MIXED_JOBS` jobs of busy work, 9 of every 10 about 1 µs, the 10th about 50 µs.
+//! * `spawn-join/2w` — `SPAWN_JOIN_JOBS` jobs that each return a number, every result collected
+//!   by the submitting thread: poolserve's `spawn` + `JobHandle::join`, `std::thread::spawn` +
+//!   `join` (a thread per job), rayon's `spawn` + an `mpsc` channel, and `threadpool` + `mpsc`.
+//!   Criterion only (not in the interleaved rounds, nor in `pool_report.py`'s table).
 //!
 //! Run: `cargo bench --bench pool -- --warm-up-time 1 --measurement-time 3`, then
 //! `python3 benches/pool_report.py` for the table of medians and ratios. After the criterion
@@ -40,6 +44,8 @@ const TINY_JOBS: usize = 200_000;
 const HEADLINE_JOBS: usize = 1_000_000;
 /// Jobs per iteration in the `mixed` group.
 const MIXED_JOBS: usize = 4_000;
+/// Jobs per iteration in the `spawn-join` group.
+const SPAWN_JOIN_JOBS: usize = 256;
 /// How long the latency case lets the pool sit idle before each submit, so its workers park.
 const IDLE_PAUSE: Duration = Duration::from_millis(1);
 /// Samples (each one submit on an idle pool) per pool in the latency case.
@@ -400,6 +406,77 @@ fn mixed(c: &mut Criterion) {
     }
 }
 
+/// Results collected per job: each way returns the sum of `i * 3 + 1` over the batch.
+fn spawn_join(c: &mut Criterion) {
+    let n = SPAWN_JOIN_JOBS;
+    let expected: u64 = (0..n as u64).map(|i| i * 3 + 1).sum();
+    let mut group = c.benchmark_group("spawn-join");
+    group.throughput(criterion::Throughput::Elements(n as u64));
+    let param = "2w";
+
+    let pool = poolserve::ThreadPool::new(2);
+    group.bench_function(BenchmarkId::new("poolserve", param), |b| {
+        b.iter(|| {
+            let handles: Vec<_> = (0..n as u64)
+                .map(|i| pool.spawn(move || i * 3 + 1).expect("running"))
+                .collect();
+            let sum: u64 = handles
+                .into_iter()
+                .map(|h| h.join().expect("no panic"))
+                .sum();
+            assert_eq!(black_box(sum), expected);
+        })
+    });
+    drop(pool);
+
+    group.bench_function(BenchmarkId::new("std-thread", param), |b| {
+        b.iter(|| {
+            let handles: Vec<_> = (0..n as u64)
+                .map(|i| thread::spawn(move || i * 3 + 1))
+                .collect();
+            let sum: u64 = handles
+                .into_iter()
+                .map(|h| h.join().expect("no panic"))
+                .sum();
+            assert_eq!(black_box(sum), expected);
+        })
+    });
+
+    let rayon = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("rayon pool builds");
+    group.bench_function(BenchmarkId::new("rayon+mpsc", param), |b| {
+        b.iter(|| {
+            let (tx, rx) = mpsc::channel();
+            for i in 0..n as u64 {
+                let tx = tx.clone();
+                rayon.spawn(move || tx.send(i * 3 + 1).expect("receiver alive"));
+            }
+            drop(tx);
+            let sum: u64 = rx.iter().sum();
+            assert_eq!(black_box(sum), expected);
+        })
+    });
+    drop(rayon);
+
+    let tp = threadpool::ThreadPool::new(2);
+    group.bench_function(BenchmarkId::new("threadpool+mpsc", param), |b| {
+        b.iter(|| {
+            let (tx, rx) = mpsc::channel();
+            for i in 0..n as u64 {
+                let tx = tx.clone();
+                tp.execute(move || tx.send(i * 3 + 1).expect("receiver alive"));
+            }
+            drop(tx);
+            let sum: u64 = rx.iter().sum();
+            assert_eq!(black_box(sum), expected);
+        })
+    });
+    drop(tp);
+    group.finish();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Interleaved rounds: the same cases, every pool once per round, rounds repeated.
 
@@ -586,6 +663,7 @@ fn main() {
         tiny(&mut c);
         latency(&mut c);
         mixed(&mut c);
+        spawn_join(&mut c);
         c.final_summary();
     }
     if rounds > 0 {

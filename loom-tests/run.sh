@@ -12,8 +12,9 @@ set -euo pipefail
 
 # 11 models of the real pool (pool.rs) + 9 of its fast paths (pool_fast_path.rs) + 3 of its less
 # travelled shutdown paths (pool_shutdown_paths.rs) + 7 negative examples (negative.rs) + 7 of the
-# server's hand-off protocol (handoff.rs: 5 models, 2 negative twins).
-expected="${LOOM_MIN_MODELS:-37}"
+# server's hand-off protocol (handoff.rs: 5 models, 2 negative twins) + 4 of spawned jobs' handles
+# (handles.rs).
+expected="${LOOM_MIN_MODELS:-41}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | A job accepted by [`ThreadPool::execute`] / [`try_execute`](ThreadPool::try_execute) runs exactly once (or, after [`shutdown_now`](ThreadPool::shutdown_now), is handed back un-run exactly once) | loom: `concurrent_submitters_each_job_once`, `execute_races_shutdown_job_runs_or_is_returned`, `shutdown_now_returns_exactly_the_unrun_jobs`; proptest: `every_accepted_job_runs_exactly_once`; quickcheck: `pool_agrees_with_sequential_model` |
 //! | A refused job is handed back in the [`ExecuteError`], never dropped | loom: `execute_races_shutdown_job_runs_or_is_returned`, `bounded_queue_full_blocks_then_unblocks`; proptest: `every_accepted_job_runs_exactly_once`; test: `execute_after_close_hands_the_job_back` |
+//! | A job submitted with [`ThreadPool::spawn`] / [`try_spawn`](ThreadPool::try_spawn) resolves its [`JobHandle`] exactly once, whatever happens to it: to the value it returned, to [`JoinError::Panicked`] with its own payload, or to [`JoinError::Cancelled`] when it is dropped un-run (after `shutdown_now`); `join` never misses the resolution, so it never hangs on a job that has ended; a refused spawn hands back the caller's own closure | loom: `spawned_job_runs_and_join_gets_its_value`, `spawned_job_panics_and_join_gets_the_payload`, `shutdown_now_cancels_a_queued_job_and_join_returns`, `join_races_completion_without_a_lost_wakeup`, each failing on its break in the catalog (`handle-*`); proptest: `every_accepted_job_runs_exactly_once` (spawn, try_spawn; fails on three of those breaks); doctest: `ThreadPool::try_spawn` |
 //! | `Drop` runs every queued job and joins every worker; it never panics | loom: `drop_runs_every_queued_job_then_joins`; test: `drop_runs_every_job_and_joins_every_worker` |
 //! | A panicking job never kills its worker; it is counted | loom: `panicking_job_does_not_kill_worker`; test: `a_panicking_job_does_not_kill_its_worker` |
 //! | Shutdown is idempotent; no wake-up is lost | loom: `double_shutdown_is_idempotent`, `wait_idle_has_no_lost_wakeup`, `wait_idle_two_waiters_two_workers_no_lost_wakeup`, `submit_wakes_sleeping_worker_no_lost_wakeup`, `spin_then_park_has_no_lost_wakeup`, `job_in_other_inbox_wakes_worker_that_looked_there_already`, `submit_finding_sleeper_claimed_still_gets_its_job_run` |
@@ -233,7 +234,10 @@ pub mod pool;
 #[doc(hidden)]
 pub mod handoff;
 
-pub use pool::{BuildError, Builder, ExecuteError, Job, PoolError, ShutdownReport, ThreadPool};
+pub use pool::{
+    BuildError, Builder, ExecuteError, Job, JobHandle, JoinError, JoinTimeoutError, PoolError,
+    ShutdownReport, ThreadPool,
+};
 
 #[cfg(not(loom))]
 pub mod http;

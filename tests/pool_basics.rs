@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use pool_support::{DropWithin, PATIENCE, join_within, recv_within, within_patience};
-use poolserve::{ExecuteError, PoolError, ThreadPool};
+use poolserve::{ExecuteError, JobHandle, JoinError, JoinTimeoutError, PoolError, ThreadPool};
 
 fn counter() -> Arc<AtomicUsize> {
     Arc::new(AtomicUsize::new(0))
@@ -427,4 +427,69 @@ fn builder_rejects_zero_threads_and_zero_capacity() {
         ThreadPool::builder().queue_capacity(Some(0)).build(),
         Err(poolserve::BuildError::ZeroCapacity)
     ));
+}
+
+/// Joins `handle` within [`PATIENCE`], failing the test (not hanging it) otherwise.
+fn join_handle_within<T>(handle: JobHandle<T>, what: &str) -> Result<T, JoinError> {
+    match handle.join_timeout(PATIENCE) {
+        Ok(v) => Ok(v),
+        Err(JoinTimeoutError::Failed(e)) => Err(e),
+        Err(JoinTimeoutError::TimedOut(_)) => panic!("{what}: not resolved within {PATIENCE:?}"),
+    }
+}
+
+#[test_log::test]
+fn spawn_after_close_hands_back_the_callers_own_closure() {
+    let pool = DropWithin::new("the pool", ThreadPool::new(1));
+    pool.close();
+    match pool.spawn(|| 5_u8) {
+        // The closure itself (its type is the caller's, so it can be called for its value).
+        Err(ExecuteError::ShutDown(f)) => assert_eq!(f(), 5),
+        other => panic!("expected ShutDown, got {other:?}"),
+    }
+}
+
+#[test_log::test]
+fn a_spawned_job_dropped_after_shutdown_now_resolves_as_cancelled_and_a_run_one_to_its_value() {
+    let pool = DropWithin::new("the pool", ThreadPool::new(1));
+    let release_tx = occupy_a_worker(&pool, || {});
+    let first = pool.spawn(|| 1_u32).expect("running");
+    let second = pool.spawn(|| 2_u32).expect("running");
+    assert!(!first.is_finished() && !second.is_finished());
+    // Another thread is already waiting on the first handle when its job is dropped.
+    let waiter = thread::spawn(move || join_handle_within(first, "the first handle"));
+    let releaser = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(300));
+        drop(release_tx);
+    });
+    let (_report, unrun) =
+        within_patience("shutdown_now", move || pool.into_inner().shutdown_now())
+            .expect("not on a worker");
+    join_within("the releaser thread", releaser);
+    assert_eq!(unrun.len(), 2, "both spawned jobs are handed back");
+    let mut unrun = unrun.into_iter();
+    drop(unrun.next()); // the first: dropped un-run
+    unrun.next().expect("the second")(); // the second: run here, by the caller
+    let first = join_within("the waiter", waiter);
+    assert!(
+        matches!(first, Err(JoinError::Cancelled)),
+        "first: {first:?}"
+    );
+    assert!(second.is_finished());
+    assert_eq!(
+        join_handle_within(second, "the second handle").ok(),
+        Some(2)
+    );
+}
+
+#[test_log::test]
+fn a_dropped_handle_detaches_and_the_job_still_runs() {
+    let pool = DropWithin::new("the pool", ThreadPool::new(2));
+    let hits = counter();
+    let job = bump(&hits);
+    drop(pool.spawn(job).expect("running"));
+    let report =
+        within_patience("shutdown", move || pool.into_inner().shutdown()).expect("not on a worker");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(report.completed, 1);
 }

@@ -3,10 +3,12 @@
 //!
 //! proptest generates a whole *scenario* (1–8 workers, an unbounded or 1–16 slot queue, 1–4
 //! submitting threads, up to 32 jobs that are plain, panicking or briefly busy, submitted with
-//! `execute` or `try_execute`, an optional `close()` part-way through submission, and an ending:
-//! `shutdown`, `shutdown_now`, `shutdown_timeout`, plain drop, or none), runs it against the real
-//! pool with real threads, and checks the pool's promises through a per-job slot table and the
-//! start/stop hooks. proptest is used here for what it does best: its strategies shrink *structured*
+//! `execute`, `try_execute`, `spawn` or `try_spawn`, an optional `close()` part-way through
+//! submission, and an ending: `shutdown`, `shutdown_now` (whose handed-back jobs are run or, every
+//! other one, dropped), `shutdown_timeout`, plain drop, or none), runs it against the real pool with
+//! real threads, and checks the pool's promises through a per-job slot table and the start/stop
+//! hooks; a spawned job's handle must resolve exactly once, to the value the job returned, to
+//! `Panicked` with its payload, or to `Cancelled` when it was dropped un-run. proptest is used here for what it does best: its strategies shrink *structured*
 //! values, so a failing scenario comes back as the smallest one that still fails (fewest jobs,
 //! fewest workers, plainest job kinds), and its regression file (`pool_props.regressions` beside
 //! this file) replays past failures first. The independent, model-based check is in
@@ -26,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use poolserve::{ShutdownReport, ThreadPool};
+use poolserve::{JobHandle, JoinError, JoinTimeoutError, ShutdownReport, ThreadPool};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -59,6 +61,17 @@ enum Submit {
     Execute,
     /// `try_execute`: may be refused with `Full` (bounded queue) or `ShutDown`.
     Try,
+    /// `spawn`: like `execute`, and the job's value comes back through its handle.
+    Spawn,
+    /// `try_spawn`: like `try_execute`, with a handle.
+    TrySpawn,
+}
+
+impl Submit {
+    /// Does this way of submitting block on a full queue (so it is never refused with `Full`)?
+    fn blocks(self) -> bool {
+        matches!(self, Submit::Execute | Submit::Spawn)
+    }
 }
 
 /// How the scenario ends, after every submitter has finished.
@@ -97,7 +110,12 @@ fn kind() -> impl Strategy<Value = Kind> {
 }
 
 fn submit() -> impl Strategy<Value = Submit> {
-    prop_oneof![Just(Submit::Execute), Just(Submit::Try)]
+    prop_oneof![
+        Just(Submit::Execute),
+        Just(Submit::Try),
+        Just(Submit::Spawn),
+        Just(Submit::TrySpawn)
+    ]
 }
 
 fn ending() -> impl Strategy<Value = Ending> {
@@ -153,6 +171,8 @@ struct Table {
     /// Times the job's closure was destroyed (run or not). Must end at exactly 1.
     drops: Vec<AtomicU32>,
     outcome: Vec<AtomicU8>,
+    /// The handles of the accepted spawned jobs.
+    handles: Vec<Mutex<Option<JobHandle<u64>>>>,
 }
 
 impl Table {
@@ -164,6 +184,7 @@ impl Table {
             handed_back: zeros32(),
             drops: zeros32(),
             outcome: (0..n).map(|_| AtomicU8::new(NOT_SUBMITTED)).collect(),
+            handles: (0..n).map(|_| Mutex::new(None)).collect(),
         }
     }
 }
@@ -185,7 +206,12 @@ impl Drop for Token {
     }
 }
 
-fn make_job(i: usize, kind: Kind, table: &Arc<Table>) -> impl FnOnce() + Send + 'static {
+/// The value job `i` returns (seen only through a spawned job's handle).
+fn value(i: usize) -> u64 {
+    i as u64 * 1_000_003 + 17
+}
+
+fn make_job(i: usize, kind: Kind, table: &Arc<Table>) -> impl FnOnce() -> u64 + Send + 'static {
     let token = Token {
         i,
         table: Arc::clone(table),
@@ -195,7 +221,7 @@ fn make_job(i: usize, kind: Kind, table: &Arc<Table>) -> impl FnOnce() + Send + 
         if !ON_WORKER.with(Cell::get) {
             // Handed back by `shutdown_now` and run by the test: record it, do nothing else.
             token.table.returned[token.i].fetch_add(1, Ordering::SeqCst);
-            return;
+            return value(token.i);
         }
         token.table.runs[token.i].fetch_add(1, Ordering::SeqCst);
         match kind {
@@ -208,6 +234,7 @@ fn make_job(i: usize, kind: Kind, table: &Arc<Table>) -> impl FnOnce() + Send + 
             }
             Kind::Sleep(us) => thread::sleep(Duration::from_micros(u64::from(us))),
         }
+        value(token.i)
     }
 }
 
@@ -254,15 +281,31 @@ fn run_scenario(s: &Scenario) -> Result<(), String> {
                 for i in (k..n).step_by(s.submitters) {
                     let (kind, how) = s.jobs[i];
                     let job = make_job(i, kind, table);
-                    let result = match how {
-                        Submit::Execute => pool.execute(job),
-                        Submit::Try => pool.try_execute(job),
+                    let keep = |handle| *table.handles[i].lock().unwrap() = Some(handle);
+                    // `None`: accepted; `Some(full)`: refused, the job handed back (and dropped
+                    // here with the error).
+                    let refused = match how {
+                        Submit::Execute => pool
+                            .execute(move || {
+                                let _ = job();
+                            })
+                            .err()
+                            .map(|e| e.is_full()),
+                        Submit::Try => pool
+                            .try_execute(move || {
+                                let _ = job();
+                            })
+                            .err()
+                            .map(|e| e.is_full()),
+                        Submit::Spawn => pool.spawn(job).map(keep).err().map(|e| e.is_full()),
+                        Submit::TrySpawn => {
+                            pool.try_spawn(job).map(keep).err().map(|e| e.is_full())
+                        }
                     };
-                    let outcome = match result {
-                        Ok(()) => ACCEPTED,
-                        Err(err) => {
-                            let full = err.is_full();
-                            if full && (how == Submit::Execute || s.capacity.is_none()) {
+                    let outcome = match refused {
+                        None => ACCEPTED,
+                        Some(full) => {
+                            if full && (how.blocks() || s.capacity.is_none()) {
                                 anomalies.lock().unwrap().push(format!(
                                     "job {i}: Full from {how:?}, capacity {:?}",
                                     s.capacity
@@ -275,7 +318,6 @@ fn run_scenario(s: &Scenario) -> Result<(), String> {
                                     .push(format!("job {i}: ShutDown before close()"));
                             }
                             table.handed_back[i].fetch_add(1, Ordering::SeqCst);
-                            drop(err.into_inner());
                             if full {
                                 REFUSED_FULL
                             } else {
@@ -315,14 +357,21 @@ fn run_scenario(s: &Scenario) -> Result<(), String> {
         .filter(|&i| table.outcome[i].load(Ordering::SeqCst) == ACCEPTED)
         .count() as u64;
     let mut report: Option<ShutdownReport> = None;
+    // Jobs `shutdown_now` handed back that were dropped un-run (every other one).
+    let mut discarded = 0;
     match s.ending {
         Ending::Shutdown => report = Some(pool.shutdown().map_err(|e| format!("shutdown: {e}"))?),
         Ending::ShutdownNow => {
             let (r, unrun) = pool
                 .shutdown_now()
                 .map_err(|e| format!("shutdown_now: {e}"))?;
-            for job in unrun {
-                job(); // on this (non-worker) thread: only marks `returned`
+            for (k, job) in unrun.into_iter().enumerate() {
+                if k % 2 == 0 {
+                    job(); // on this (non-worker) thread: only marks `returned`
+                } else {
+                    drop(job); // a spawned one's handle must then say `Cancelled`
+                    discarded += 1;
+                }
             }
             report = Some(r);
         }
@@ -377,7 +426,8 @@ fn run_scenario(s: &Scenario) -> Result<(), String> {
     }
 
     // The slot table.
-    let (mut ran_ok, mut ran_panicked) = (0u64, 0u64);
+    let (mut ran_ok, mut ran_panicked, mut found_discarded) = (0u64, 0u64, 0);
+    let handles_deadline = Instant::now() + CASE_DEADLINE / 4;
     for (i, &(kind, _)) in s.jobs.iter().enumerate() {
         let runs = table.runs[i].load(Ordering::SeqCst);
         let returned = table.returned[i].load(Ordering::SeqCst);
@@ -394,8 +444,12 @@ fn run_scenario(s: &Scenario) -> Result<(), String> {
         }
         let fine = match outcome {
             ACCEPTED if s.ending == Ending::ShutdownNow => {
+                if (runs, returned, handed_back) == (0, 0, 0) {
+                    found_discarded += 1;
+                }
                 (runs, returned, handed_back) == (1, 0, 0)
                     || (runs, returned, handed_back) == (0, 1, 0)
+                    || (runs, returned, handed_back) == (0, 0, 0)
             }
             ACCEPTED => (runs, returned, handed_back) == (1, 0, 0),
             REFUSED_SHUT_DOWN | REFUSED_FULL => (runs, returned, handed_back) == (0, 0, 1),
@@ -404,6 +458,9 @@ fn run_scenario(s: &Scenario) -> Result<(), String> {
         if !fine {
             return Err(format!("{slot}: broken promise (ending {:?})", s.ending));
         }
+        if let Err(msg) = check_handle(i, kind, &table, runs, returned, handles_deadline) {
+            return Err(format!("{slot}: {msg}"));
+        }
         if runs == 1 {
             if kind == Kind::Panic {
                 ran_panicked += 1;
@@ -411,6 +468,11 @@ fn run_scenario(s: &Scenario) -> Result<(), String> {
                 ran_ok += 1;
             }
         }
+    }
+    if found_discarded != discarded {
+        return Err(format!(
+            "{discarded} handed-back jobs dropped, but {found_discarded} accepted jobs neither ran nor came back"
+        ));
     }
     if let Some(r) = report {
         if (r.completed, r.panicked) != (ran_ok, ran_panicked) {
@@ -426,6 +488,45 @@ fn run_scenario(s: &Scenario) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Job `i`'s handle, if it was spawned and accepted, must be finished by now (the job ran, was run
+/// by the test after `shutdown_now`, or was dropped) and resolve exactly once: to `value(i)` if it
+/// returned, to `Panicked` with its own payload if it panicked on a worker, to `Cancelled` if it
+/// was dropped un-run. The join is bounded by `deadline`.
+fn check_handle(
+    i: usize,
+    kind: Kind,
+    table: &Table,
+    runs: u32,
+    returned: u32,
+    deadline: Instant,
+) -> Result<(), String> {
+    let Some(handle) = table.handles[i].lock().unwrap().take() else {
+        return Ok(());
+    };
+    if !handle.is_finished() {
+        return Err("its handle is not finished after the ending".into());
+    }
+    let outcome = match handle.join_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(v) => Ok(v),
+        Err(JoinTimeoutError::Failed(e)) => Err(e),
+        Err(JoinTimeoutError::TimedOut(_)) => return Err("join_timeout timed out".into()),
+    };
+    let fine = match (&outcome, runs, returned) {
+        (Ok(v), 1, 0) if kind != Kind::Panic => *v == value(i),
+        (Ok(v), 0, 1) => *v == value(i),
+        (Err(JoinError::Panicked(p)), 1, 0) if kind == Kind::Panic => {
+            panic_text(&**p) == format!("deliberate panic from job {i}")
+        }
+        (Err(JoinError::Cancelled), 0, 0) => true,
+        _ => false,
+    };
+    if fine {
+        Ok(())
+    } else {
+        Err(format!("its handle resolved to {outcome:?}"))
+    }
 }
 
 /// The message of a panic payload, when it is a string.

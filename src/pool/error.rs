@@ -7,6 +7,25 @@ use std::fmt;
 ///
 /// The refused job is inside the error, never dropped: take it back with
 /// [`into_inner`](ExecuteError::into_inner) to run it elsewhere, retry later or drop it deliberately.
+/// A refused [`spawn`](super::ThreadPool::spawn) or [`try_spawn`](super::ThreadPool::try_spawn)
+/// hands back the caller's own closure, not a wrapper.
+///
+/// # One error type for blocking and non-blocking submits
+///
+/// [`execute`](super::ThreadPool::execute) and [`spawn`](super::ThreadPool::spawn) block on a full
+/// queue, so they only ever return `ShutDown`; only [`try_execute`](super::ThreadPool::try_execute)
+/// and [`try_spawn`](super::ThreadPool::try_spawn) return `Full`. crossbeam-channel splits the two
+/// (`SendError` vs `TrySendError`); this crate keeps one type, deliberately:
+///
+/// * what a caller does with a refusal is the same on both paths (take the job back with
+///   [`into_inner`](Self::into_inner), log, answer 503); the property tests, for one, handle
+///   the refusals of all four submit methods with the same code;
+/// * switching a call between blocking and non-blocking submission changes no error handling;
+/// * splitting would break every caller that names `ExecuteError` for a gain that is one match arm.
+///
+/// The cost is that an exhaustive `match` on `execute`'s error must name `Full`, which it never
+/// sees; [`into_inner`](Self::into_inner) and [`is_shut_down`](Self::is_shut_down) avoid that. Each
+/// method's `# Errors` section says which variants it can return.
 ///
 /// ```
 /// use poolserve::{ExecuteError, ThreadPool};
@@ -31,6 +50,15 @@ impl<F> ExecuteError<F> {
     pub fn into_inner(self) -> F {
         match self {
             ExecuteError::ShutDown(job) | ExecuteError::Full(job) => job,
+        }
+    }
+
+    /// The same refusal, with the job passed through `f` (how `spawn` hands back the caller's
+    /// closure rather than its wrapper).
+    pub(crate) fn map<G>(self, f: impl FnOnce(F) -> G) -> ExecuteError<G> {
+        match self {
+            ExecuteError::ShutDown(job) => ExecuteError::ShutDown(f(job)),
+            ExecuteError::Full(job) => ExecuteError::Full(f(job)),
         }
     }
 

@@ -7,6 +7,9 @@
 //!   [`shutdown_now`](ThreadPool::shutdown_now) hands it back un-run (then it never runs).
 //! * **Refused ⇒ handed back.** A job refused because the pool is shutting down or its bounded
 //!   queue is full comes back inside the [`ExecuteError`]; nothing is silently dropped.
+//! * **A spawned job's handle always resolves.** [`spawn`](ThreadPool::spawn) returns a
+//!   [`JobHandle`] that resolves exactly once: to the job's value, to [`JoinError::Panicked`], or to
+//!   [`JoinError::Cancelled`] if the job is dropped without running (claims H1–H4 in `handle.rs`).
 //! * **Panics are contained.** A panicking job is caught, counted in [`panicked`](ThreadPool::panicked)
 //!   and logged; its worker goes on serving.
 //! * **Drop drains and joins.** Dropping the pool runs every queued job and joins every worker; it never
@@ -21,14 +24,17 @@
 
 mod builder;
 mod error;
+mod handle;
 mod shared;
 
 use std::time::{Duration, Instant};
 
 pub use builder::{Builder, DEFAULT_THREAD_NAME, DEFAULT_THREADS};
 pub use error::{BuildError, ExecuteError, PoolError};
+pub use handle::{JobHandle, JoinError, JoinTimeoutError};
 pub use shared::Job;
 
+use handle::Spawned;
 use shared::{Phase, Shared};
 
 use crate::sync::atomic::Ordering;
@@ -110,7 +116,7 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        submit(&self.shared, job, true)
+        submit(&self.shared, job, true, boxed)
     }
 
     /// Submits a job without blocking.
@@ -123,7 +129,69 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        submit(&self.shared, job, false)
+        submit(&self.shared, job, false, boxed)
+    }
+
+    /// Submits a job that returns a value, and returns a [`JobHandle`] to [`join`](JobHandle::join)
+    /// for it. Blocks while a bounded queue is full, like [`execute`](Self::execute), and orders
+    /// and runs the job exactly as `execute` does.
+    ///
+    /// The handle resolves whatever happens to the job: to its value, to
+    /// [`JoinError::Panicked`] (the pool also counts the panic in [`panicked`](Self::panicked)), or
+    /// to [`JoinError::Cancelled`] if the job is dropped without running (after
+    /// [`shutdown_now`](Self::shutdown_now) hands it back). Dropping the handle detaches the job.
+    ///
+    /// ```
+    /// use poolserve::ThreadPool;
+    ///
+    /// let pool = ThreadPool::new(4);
+    /// let handles: Vec<_> = (1..=10_u64)
+    ///     .map(|i| pool.spawn(move || i * i).expect("the pool is running"))
+    ///     .collect();
+    /// let sum: u64 = handles.into_iter().map(|h| h.join().expect("no job panics")).sum();
+    /// assert_eq!(sum, 385);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ExecuteError::ShutDown`] with the caller's own closure `f` (not a wrapper) if shutdown has
+    /// begun. Never [`ExecuteError::Full`].
+    pub fn spawn<F, T>(&self, f: F) -> Result<JobHandle<T>, ExecuteError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn(&self.shared, f, true)
+    }
+
+    /// [`spawn`](Self::spawn) without blocking.
+    ///
+    /// ```
+    /// use poolserve::{ExecuteError, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().threads(1).queue_capacity(Some(1)).build().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// pool.execute(move || { let _ = rx.recv(); }).unwrap(); // the worker is busy…
+    /// while pool.active() == 0 { std::thread::yield_now(); }
+    /// let queued = pool.try_spawn(|| 1).unwrap();           // …one job waits…
+    /// match pool.try_spawn(|| 2) {                          // …and the queue is full:
+    ///     Err(ExecuteError::Full(f)) => assert_eq!(f(), 2), // our own closure comes back
+    ///     other => panic!("unexpected: {other:?}"),
+    /// }
+    /// drop(tx);
+    /// assert_eq!(queued.join().unwrap(), 1);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ExecuteError::Full`] with `f` if the bounded queue is full, [`ExecuteError::ShutDown`]
+    /// with `f` if shutdown has begun.
+    pub fn try_spawn<F, T>(&self, f: F) -> Result<JobHandle<T>, ExecuteError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn(&self.shared, f, false)
     }
 
     /// A submit-only handle on this pool, for the crate's own use: it lets a job submit further
@@ -307,11 +375,22 @@ impl ThreadPool {
     }
 }
 
-/// The submit path shared by [`ThreadPool`] and [`Spawner`]: pushes `job` into the calling thread's
-/// inbox (waiting for room in a full bounded queue if `block`), then wakes a sleeping worker.
-fn submit<F>(shared: &Shared, job: F, block: bool) -> Result<(), ExecuteError<F>>
+/// The submit path shared by [`ThreadPool`], [`Spawner`] and [`ThreadPool::spawn`]: pushes `job`
+/// into the calling thread's inbox (waiting for room in a full bounded queue if `block`), then wakes
+/// a sleeping worker.
+///
+/// `into_job` turns the accepted `job` into the queue's [`Job`]; it runs only once the job is
+/// accepted, so that a refused job comes back as the caller's own `J`. For a plain closure it is
+/// [`boxed`] (an unsizing coercion, no allocation); for [`ThreadPool::spawn`] it wraps the job with
+/// its completion slot (one small allocation, inside the inbox's critical section).
+fn submit<J>(
+    shared: &Shared,
+    job: J,
+    block: bool,
+    into_job: impl FnOnce(Box<J>) -> Job,
+) -> Result<(), ExecuteError<J>>
 where
-    F: FnOnce() + Send + 'static,
+    J: Send + 'static,
 {
     // Allocated before the lock, so the inbox's critical section holds no `malloc`; a refused
     // job is unboxed again and handed back as the caller's own `F`.
@@ -335,6 +414,7 @@ where
             _ => break,
         }
     }
+    let job = into_job(job);
     if inbox.queue.is_empty() {
         slot.nonempty.store(true, Ordering::Relaxed);
     }
@@ -345,6 +425,25 @@ where
     // already claimed its wake-up (SHUTDOWN.md §4 I6).
     shared.wake_a_sleeper();
     Ok(())
+}
+
+/// The submit path of [`ThreadPool::spawn`] and [`ThreadPool::try_spawn`]: wraps `f` with a
+/// completion slot and submits it; a refused job is unwrapped again, so the error carries `f`.
+fn spawn<F, T>(shared: &Shared, f: F, block: bool) -> Result<JobHandle<T>, ExecuteError<F>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (spawned, handle) = Spawned::new(f);
+    match submit(shared, spawned, block, Spawned::into_job) {
+        Ok(()) => Ok(handle),
+        Err(refused) => Err(refused.map(Spawned::into_inner)),
+    }
+}
+
+/// The `into_job` of a plain closure for [`submit`]: the box, type-erased.
+fn boxed<F: FnOnce() + Send + 'static>(job: Box<F>) -> Job {
+    job
 }
 
 /// A submit-only handle on a [`ThreadPool`] (crate-internal; see [`ThreadPool::spawner`]). It holds
@@ -363,7 +462,7 @@ impl Spawner {
     where
         F: FnOnce() + Send + 'static,
     {
-        submit(&self.shared, job, false)
+        submit(&self.shared, job, false, boxed)
     }
 
     /// "Some accepted job may be waiting for a worker": a lock-free hint (the inboxes' `nonempty`

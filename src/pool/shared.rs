@@ -606,7 +606,7 @@ fn run_hook(hook: Option<&Hook>, name: &str) {
 }
 
 /// The message of a panic payload, when it is a string.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&str>() {
         s
     } else if let Some(s) = payload.downcast_ref::<String>() {
