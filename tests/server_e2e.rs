@@ -768,3 +768,31 @@ fn one_worker_runs_the_event_loop_and_serves_many_busy_keep_alive_clients() {
     assert_eq!(report.connections, 8);
     assert_eq!(report.unfinished, 0);
 }
+
+/// Settings the server cannot honour are refused by `build` with a clear error, never a panic
+/// later (an overflowing queue size, or a deadline past what `Instant` can hold).
+#[test_log::test]
+fn out_of_range_settings_are_refused_at_build() {
+    for (builder, what) in [
+        (
+            Server::builder().max_connections(usize::MAX),
+            "max_connections",
+        ),
+        (Server::builder().max_connections(0), "max_connections"),
+        (
+            Server::builder().max_requests_per_connection(0),
+            "max_requests_per_connection",
+        ),
+        (
+            Server::builder().keep_alive_timeout(Duration::MAX),
+            "keep_alive_timeout",
+        ),
+        (
+            Server::builder().write_timeout(Duration::MAX),
+            "write_timeout",
+        ),
+    ] {
+        let err = builder.bind("127.0.0.1:0").build().expect_err(what);
+        assert!(err.to_string().contains(what), "{err}");
+    }
+}

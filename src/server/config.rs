@@ -64,6 +64,39 @@ pub struct Config {
     pub access_log: bool,
 }
 
+/// The longest timeout or grace period accepted: deadlines are instants computed by adding these
+/// to the current time, which must not overflow.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+impl Config {
+    /// Checks the ranges [`ServerBuilder::build`](super::ServerBuilder::build) relies on.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.max_connections == 0 || self.max_connections > 1 << 30 {
+            return Err(format!(
+                "max_connections must be 1 to {}, not {}",
+                1 << 30,
+                self.max_connections
+            ));
+        }
+        if self.max_requests_per_connection == 0 {
+            return Err("max_requests_per_connection must be at least 1".into());
+        }
+        for (name, d) in [
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+            ("body_total_timeout", self.body_total_timeout),
+            ("keep_alive_timeout", self.keep_alive_timeout),
+            ("write_timeout", self.write_timeout),
+            ("grace_period", self.grace_period),
+        ] {
+            if d > MAX_DURATION {
+                return Err(format!("{name} must be at most a year, not {d:?}"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {

@@ -289,8 +289,11 @@ impl ServerBuilder {
     /// # Errors
     ///
     /// [`ServerError::Bind`] if the address cannot be resolved or bound,
-    /// [`ServerError::Pool`] if the pool cannot start (e.g. zero threads or zero queue capacity).
+    /// [`ServerError::Pool`] if the pool cannot start (e.g. zero threads),
+    /// [`ServerError::Config`] if a setting is out of range (zero connections or requests per
+    /// connection, more than 2^30 connections, a timeout or grace period over a year).
     pub fn build(self) -> Result<Server, ServerError> {
+        self.config.check().map_err(ServerError::Config)?;
         let (listener, name) = match self.listener {
             Some(shared) => {
                 // The only holder unless the builder was cloned; a clone's copy is duplicated.
@@ -322,7 +325,7 @@ impl ServerBuilder {
         let pool = ThreadPool::builder()
             .threads(self.config.threads)
             .thread_name("poolserve-http")
-            .queue_capacity(Some(self.config.max_connections.max(1) + 1))
+            .queue_capacity(Some(self.config.max_connections + 1))
             .build()
             .map_err(ServerError::Pool)?;
         let poll = Poll::new().map_err(ServerError::Poll)?;
@@ -401,6 +404,8 @@ pub enum ServerError {
     Pool(BuildError),
     /// The readiness poller could not be created.
     Poll(io::Error),
+    /// A setting is out of range (the message says which and why).
+    Config(String),
 }
 
 impl std::fmt::Display for ServerError {
@@ -409,6 +414,7 @@ impl std::fmt::Display for ServerError {
             ServerError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             ServerError::Pool(e) => write!(f, "cannot start the worker pool: {e}"),
             ServerError::Poll(e) => write!(f, "cannot create the readiness poller: {e}"),
+            ServerError::Config(why) => write!(f, "invalid server configuration: {why}"),
         }
     }
 }
@@ -418,6 +424,7 @@ impl std::error::Error for ServerError {
         match self {
             ServerError::Bind(_, e) | ServerError::Poll(e) => Some(e),
             ServerError::Pool(e) => Some(e),
+            ServerError::Config(_) => None,
         }
     }
 }
