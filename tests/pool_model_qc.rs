@@ -22,7 +22,7 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use poolserve::ThreadPool;
+use poolserve::{JobHandle, JoinTimeoutError, ThreadPool};
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 
 /// A program that has not finished after this long counts as a hang.
@@ -42,6 +42,9 @@ enum Op {
     /// workers gated and the bounded queue full).
     Execute(Kind),
     TryExecute(Kind),
+    /// `spawn` (or `try_spawn`, as for `Execute`) of a job that returns its op index; the handle
+    /// is joined at the end and must resolve to exactly what happened to the job.
+    Spawn(Kind),
     /// Occupy every worker with a gate job and wait until all of them are inside it.
     Pause,
     /// Open the current gate.
@@ -55,7 +58,10 @@ enum Op {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum End {
     Shutdown,
+    /// `shutdown_now`, then the handed-back jobs are run by the test.
     ShutdownNow,
+    /// `shutdown_now`, then the handed-back jobs are dropped (their handles say cancelled).
+    ShutdownNowDropping,
     Drop,
 }
 
@@ -84,7 +90,8 @@ impl Arbitrary for Kind {
 impl Arbitrary for Op {
     fn arbitrary(g: &mut Gen) -> Self {
         match u8::arbitrary(g) % 16 {
-            0..=4 => Op::Execute(Kind::arbitrary(g)),
+            0..=2 => Op::Execute(Kind::arbitrary(g)),
+            3 | 4 => Op::Spawn(Kind::arbitrary(g)),
             5..=8 => Op::TryExecute(Kind::arbitrary(g)),
             9 | 10 => Op::Pause,
             11 | 12 => Op::Resume,
@@ -97,6 +104,9 @@ impl Arbitrary for Op {
     fn shrink(&self) -> Box<dyn Iterator<Item = Self>> {
         match *self {
             Op::Execute(k) => Box::new(k.shrink().map(Op::Execute)),
+            Op::Spawn(k) => {
+                Box::new(std::iter::once(Op::Execute(k)).chain(k.shrink().map(Op::Spawn)))
+            }
             Op::TryExecute(k) => {
                 Box::new(std::iter::once(Op::Execute(k)).chain(k.shrink().map(Op::TryExecute)))
             }
@@ -107,13 +117,19 @@ impl Arbitrary for Op {
 
 impl Arbitrary for End {
     fn arbitrary(g: &mut Gen) -> Self {
-        *g.choose(&[End::Shutdown, End::ShutdownNow, End::Drop])
-            .expect("non-empty")
+        *g.choose(&[
+            End::Shutdown,
+            End::ShutdownNow,
+            End::ShutdownNowDropping,
+            End::Drop,
+        ])
+        .expect("non-empty")
     }
 
     fn shrink(&self) -> Box<dyn Iterator<Item = Self>> {
         match self {
             End::Shutdown => Box::new(std::iter::empty()),
+            End::ShutdownNowDropping => Box::new(std::iter::once(End::ShutdownNow)),
             _ => Box::new(std::iter::once(End::Shutdown)),
         }
     }
@@ -218,6 +234,15 @@ fn job(i: usize, kind: Kind, slots: &Arc<Slots>) -> impl FnOnce() + Send + 'stat
     }
 }
 
+/// Like [`job`], for `spawn`: the job returns its op index.
+fn spawn_job(i: usize, kind: Kind, slots: &Arc<Slots>) -> impl FnOnce() -> usize + Send + 'static {
+    let run = job(i, kind, slots);
+    move || {
+        run();
+        i
+    }
+}
+
 /// Every worker blocks in one of these until it opens (or, if the test is broken, a timeout).
 #[derive(Default)]
 struct Gate {
@@ -305,21 +330,35 @@ fn run_program(p: &Program) -> Result<(), String> {
             .map_err(|e| format!("build: {e}"))?
     };
     let mut m = Model::default();
+    let mut handles: Vec<(usize, Kind, JobHandle<usize>)> = Vec::new();
 
     for (i, &op) in p.ops.iter().enumerate() {
         let at = |what: String| format!("op {i} ({op:?}): {what}");
         match op {
-            Op::Execute(kind) | Op::TryExecute(kind) => {
+            Op::Execute(kind) | Op::TryExecute(kind) | Op::Spawn(kind) => {
                 let full_now = m.paused.is_some() && p.capacity.is_some_and(|c| m.queued >= c);
                 // A blocking execute on a gated, full queue would wait forever: ask without blocking.
-                let blocking = matches!(op, Op::Execute(_)) && !full_now;
-                let result = if blocking {
-                    pool.execute(job(i, kind, &slots))
-                } else {
-                    pool.try_execute(job(i, kind, &slots))
+                let blocking = matches!(op, Op::Execute(_) | Op::Spawn(_)) && !full_now;
+                // Ok: the handle, for a spawn; Err: (shut down, full), the job dropped with it.
+                let result: Result<Option<JobHandle<usize>>, (bool, bool)> = match op {
+                    Op::Spawn(_) => if blocking {
+                        pool.spawn(spawn_job(i, kind, &slots))
+                    } else {
+                        pool.try_spawn(spawn_job(i, kind, &slots))
+                    }
+                    .map(Some)
+                    .map_err(|e| (e.is_shut_down(), e.is_full())),
+                    _ => if blocking {
+                        pool.execute(job(i, kind, &slots))
+                    } else {
+                        pool.try_execute(job(i, kind, &slots))
+                    }
+                    .map(|()| None)
+                    .map_err(|e| (e.is_shut_down(), e.is_full())),
                 };
                 match result {
-                    Ok(()) => {
+                    Ok(handle) => {
+                        handles.extend(handle.map(|h| (i, kind, h)));
                         expect(!m.closed, || at("accepted after close()".into()))?;
                         expect(!full_now, || {
                             at(format!(
@@ -337,11 +376,10 @@ fn run_program(p: &Program) -> Result<(), String> {
                             Kind::Panic => m.panicked += 1,
                         }
                     }
-                    Err(err) => {
+                    Err((shut_down, full)) => {
+                        let err = format!("refused (shut down: {shut_down}, full: {full})");
                         if m.closed {
-                            expect(err.is_shut_down(), || {
-                                at(format!("{err:?} from a closed pool"))
-                            })?;
+                            expect(shut_down, || at(format!("{err} from a closed pool")))?;
                         } else {
                             // Full is exact while paused; otherwise possible only if enough jobs are
                             // still unfinished to fill the queue.
@@ -349,9 +387,9 @@ fn run_program(p: &Program) -> Result<(), String> {
                                 && p.capacity.is_some_and(|c| {
                                     full_now || (m.paused.is_none() && m.unsettled >= c)
                                 });
-                            expect(err.is_full() && full_possible, || {
+                            expect(full && full_possible, || {
                                 at(format!(
-                                    "{err:?}, model: {} unsettled, {} queued, paused {}",
+                                    "{err}, model: {} unsettled, {} queued, paused {}",
                                     m.unsettled,
                                     m.queued,
                                     m.paused.is_some()
@@ -359,7 +397,6 @@ fn run_program(p: &Program) -> Result<(), String> {
                             })?;
                         }
                         m.refused.push(i);
-                        drop(err.into_inner());
                     }
                 }
             }
@@ -479,15 +516,20 @@ fn run_program(p: &Program) -> Result<(), String> {
                 format!("shutdown report {r:?}, model {want:?}")
             })?;
         }
-        End::ShutdownNow => {
+        End::ShutdownNow | End::ShutdownNowDropping => {
             let (r, unrun) = pool
                 .shutdown_now()
                 .map_err(|e| format!("shutdown_now: {e}"))?;
-            for job in unrun {
-                job();
+            if p.end == End::ShutdownNow {
+                for job in unrun {
+                    job();
+                }
+            } else {
+                drop(unrun);
             }
+            // Every worker is joined: a job that did not run on one was handed back.
             for &(j, kind) in &m.accepted {
-                if slots.returned[j].load(Ordering::SeqCst) > 0 {
+                if slots.runs[j].load(Ordering::SeqCst) == 0 {
                     match kind {
                         Kind::Plain => returned_plain += 1,
                         Kind::Panic => returned_panic += 1,
@@ -530,11 +572,48 @@ fn run_program(p: &Program) -> Result<(), String> {
             slots.runs[j].load(Ordering::SeqCst),
             slots.returned[j].load(Ordering::SeqCst),
         );
-        let fine =
-            (runs, returned) == (1, 0) || (p.end == End::ShutdownNow && (runs, returned) == (0, 1));
+        let fine = (runs, returned) == (1, 0)
+            || (p.end == End::ShutdownNow && (runs, returned) == (0, 1))
+            || (p.end == End::ShutdownNowDropping && (runs, returned) == (0, 0));
         expect(fine, || {
             format!("accepted job of op {j}: ran {runs}, handed back by shutdown_now {returned}")
         })?;
+    }
+    // Every handle resolves, exactly to what happened to its job.
+    for (j, kind, handle) in handles {
+        let ran = slots.runs[j].load(Ordering::SeqCst) == 1;
+        let handed_back_and_run = !ran && p.end == End::ShutdownNow;
+        match handle.join_timeout(GATE_PATIENCE) {
+            Ok(v) => expect(
+                v == j && ((ran && kind == Kind::Plain) || handed_back_and_run),
+                || format!("handle of op {j} gave {v} (ran on a worker: {ran}, {kind:?})"),
+            )?,
+            Err(JoinTimeoutError::Failed(e)) if e.is_cancelled() => {
+                expect(!ran && p.end == End::ShutdownNowDropping, || {
+                    format!("handle of op {j} says cancelled (ran on a worker: {ran})")
+                })?;
+            }
+            Err(JoinTimeoutError::Failed(e)) => {
+                let text = e
+                    .try_into_panic()
+                    .map(|p| panic_text(&*p))
+                    .unwrap_or_default();
+                expect(
+                    ran && kind == Kind::Panic
+                        && text.contains(&format!("deliberate panic from op {j}")),
+                    || {
+                        format!(
+                            "handle of op {j} says panicked with {text:?} (ran: {ran}, {kind:?})"
+                        )
+                    },
+                )?;
+            }
+            Err(JoinTimeoutError::TimedOut(_)) => {
+                return Err(format!(
+                    "handle of op {j} did not resolve in {GATE_PATIENCE:?}"
+                ));
+            }
+        }
     }
     for &j in &m.refused {
         let (runs, returned) = (
@@ -547,7 +626,7 @@ fn run_program(p: &Program) -> Result<(), String> {
     }
     for (j, drops) in slots.drops.iter().enumerate() {
         let drops = drops.load(Ordering::SeqCst);
-        let submitted = matches!(p.ops[j], Op::Execute(_) | Op::TryExecute(_));
+        let submitted = matches!(p.ops[j], Op::Execute(_) | Op::TryExecute(_) | Op::Spawn(_));
         expect(drops == u32::from(submitted), || {
             format!("job of op {j} destroyed {drops} times")
         })?;
